@@ -1,0 +1,11 @@
+module github.com/greypit/greypit
+
+go 1.26.8
+
+require (
+	github.com/BurntSushi/toml v1.6.0
+	github.com/gaissmai/bart v0.30.0
+	go.etcd.io/bbolt v1.5.0
+)
+
+require golang.org/x/sys v0.45.0 // indirect

@@ -1,0 +1,125 @@
+// Package classify decides which path a connecting host takes (white, grey
+// or black) and says why.
+//
+// The same code answers the SMTP listener at connect time and `greypit db
+// why`, so what the operator is told is exactly what the daemon does.
+package classify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/greypit/greypit/internal/lists"
+	"github.com/greypit/greypit/internal/store"
+)
+
+// Path is one of the three ways through greypit.
+type Path string
+
+// The paths.
+const (
+	White Path = "white"
+	Grey  Path = "grey"
+	Black Path = "black"
+)
+
+// Decision is a path and what decided it.
+type Decision struct {
+	Path Path `json:"path"`
+	// Rule names the deciding rule in words an operator can act on, e.g.
+	// "lists.allow /etc/greypit/allow:3 (192.0.2.0/24)".
+	Rule string `json:"rule"`
+	// Reason is the listing reason for black hosts (shown to the client).
+	Reason string `json:"reason,omitempty"`
+	// Entry is the store entry that decided, if one did.
+	Entry *store.Entry `json:"entry,omitempty"`
+	// List is the list file entry that decided, if one did.
+	List *lists.Source `json:"list,omitempty"`
+}
+
+// Classifier combines the operator's lists with the store.
+type Classifier struct {
+	Lists *lists.Set
+	Store store.Store
+}
+
+// Classify decides the path of addr. Precedence, first match wins:
+//
+//  1. the allow list (operator's files): white;
+//  2. a black store entry (trap hit, verdict, operator): black;
+//  3. a white store entry made by an operator (not by greylisting): white;
+//  4. the block list (operator's files): black;
+//  5. a white store entry earned by passing greylisting: white;
+//  6. otherwise grey.
+//
+// A store error is returned with a grey decision: greylisting then answers
+// with a temporary failure, which loses nothing.
+func (c *Classifier) Classify(ctx context.Context, addr netip.Addr) (Decision, error) {
+	addr = addr.Unmap()
+	if src, ok := c.Lists.Allow().Lookup(addr); ok {
+		return Decision{Path: White, Rule: "lists.allow " + where(src), List: &src}, nil
+	}
+	black, err := match(ctx, c.Store, store.Black, addr)
+	if err != nil {
+		return Decision{Path: Grey, Rule: "store unavailable"}, err
+	}
+	if black != nil {
+		return Decision{Path: Black, Rule: "store black " + describe(black), Reason: blackReason(black), Entry: black}, nil
+	}
+	white, err := match(ctx, c.Store, store.White, addr)
+	if err != nil {
+		return Decision{Path: Grey, Rule: "store unavailable"}, err
+	}
+	if white != nil && white.Source != SourceGreylist {
+		return Decision{Path: White, Rule: "store white " + describe(white), Entry: white}, nil
+	}
+	if src, ok := c.Lists.Block().Lookup(addr); ok {
+		return Decision{Path: Black, Rule: "lists.block " + where(src), Reason: "listed in local block list", List: &src}, nil
+	}
+	if white != nil {
+		return Decision{Path: White, Rule: "store white " + describe(white), Entry: white}, nil
+	}
+	return Decision{Path: Grey, Rule: "no entry: unknown hosts are greylisted"}, nil
+}
+
+// SourceGreylist marks white entries earned by passing greylisting.
+const SourceGreylist = "greylist"
+
+func match(ctx context.Context, s store.Store, k store.Kind, a netip.Addr) (*store.Entry, error) {
+	e, err := s.Match(ctx, k, a)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("classify: %s lookup: %w", k, err)
+	}
+	return &e, nil
+}
+
+func where(s lists.Source) string {
+	return fmt.Sprintf("%s:%d (%s)", s.File, s.Line, s.Text)
+}
+
+func describe(e *store.Entry) string {
+	s := e.Key
+	if e.Source != "" {
+		s += ", source " + e.Source
+	}
+	if e.Reason != "" {
+		s += ", reason " + fmt.Sprintf("%q", e.Reason)
+	}
+	if !e.Expires.IsZero() {
+		s += ", expires " + e.Expires.UTC().Format(time.RFC3339)
+	}
+	return s
+}
+
+func blackReason(e *store.Entry) string {
+	if e.Reason != "" {
+		return e.Reason
+	}
+	return "blacklisted"
+}

@@ -1,0 +1,87 @@
+// Package cli implements greypit's command line: `serve` and `db`. It
+// wires the packages together; the work is done in them.
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/greypit/greypit/internal/config"
+)
+
+// Version is set at link time (-ldflags -X).
+var Version = "dev"
+
+const usage = `greypit: an SMTP front line (white splice, greylisting, tarpit).
+
+Usage:
+  greypit serve [-config FILE] [-set section.key=value ...]
+  greypit db [-config FILE] [-set ...] list [-type T] [-json]
+  greypit db ... add -type T [-ttl D] [-reason R] VALUE...
+  greypit db ... del -type T VALUE...
+  greypit db ... why [-json] ADDRESS
+  greypit db ... dump > FILE
+  greypit db ... load [FILE]
+  greypit version
+
+Types: white, grey, black, spamtrap. White and black values are IP
+addresses or CIDR prefixes; spamtrap values are mail addresses.
+`
+
+// Main runs the command line and returns the exit status.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serve(args[1:], stderr)
+	case "db":
+		err = db(args[1:], stdin, stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "greypit", Version)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "greypit: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err == flag.ErrHelp {
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "greypit:", err)
+		return 1
+	}
+	return 0
+}
+
+// configFlags are the flags every command that reads the config takes.
+type configFlags struct {
+	path string
+	sets stringsFlag
+}
+
+func (c *configFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.path, "config", "", "config `file` (TOML); without it the built-in defaults apply")
+	fs.Var(&c.sets, "set", "override a config key: `section.key=value` (repeatable)")
+}
+
+func (c *configFlags) load() (*config.Config, error) {
+	return config.Load(c.path, c.sets)
+}
+
+type stringsFlag []string
+
+func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
+func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}

@@ -1,0 +1,225 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/greypit/greypit/internal/classify"
+	"github.com/greypit/greypit/internal/config"
+	"github.com/greypit/greypit/internal/control"
+	"github.com/greypit/greypit/internal/lists"
+	"github.com/greypit/greypit/internal/store"
+)
+
+// db runs `greypit db`. With a daemon running it talks to its control
+// socket; otherwise it opens the store file itself.
+func db(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("db", stderr)
+	var cf configFlags
+	cf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return errors.New("db: missing verb (list, add, del, why, dump, load)")
+	}
+	verb, rest := fs.Arg(0), fs.Args()[1:]
+	vfs := newFlagSet("db "+verb, stderr)
+	var vcf configFlags // -config and -set may also follow the verb
+	vcf.register(vfs)
+	kind := vfs.String("type", "", "entry `type`: white, grey, black or spamtrap")
+	asJSON := vfs.Bool("json", false, "print JSON lines")
+	ttl := vfs.String("ttl", "", "lifetime of added entries, e.g. 36d, 24h (default: white "+
+		"greylist.white_ttl, black and spamtrap never expire)")
+	reason := vfs.String("reason", "", "reason recorded with added entries")
+	if err := vfs.Parse(rest); err != nil {
+		return err
+	}
+	if vcf.path != "" {
+		cf.path = vcf.path
+	}
+	cf.sets = append(cf.sets, vcf.sets...)
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	ops, closeOps, err := openOps(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeOps()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+
+	var k store.Kind
+	if *kind != "" {
+		if k, err = store.ParseKind(*kind); err != nil {
+			return err
+		}
+	}
+	needType := func() error {
+		if k == "" {
+			return fmt.Errorf("db %s: -type is required", verb)
+		}
+		if vfs.NArg() == 0 {
+			return fmt.Errorf("db %s: no values given", verb)
+		}
+		return nil
+	}
+	switch verb {
+	case "list":
+		return list(ctx, ops, k, *asJSON, stdout)
+	case "add":
+		if err := needType(); err != nil {
+			return err
+		}
+		var d config.Duration
+		if *ttl != "" {
+			if err := d.UnmarshalText([]byte(*ttl)); err != nil {
+				return fmt.Errorf("db add -ttl: %w", err)
+			}
+		}
+		n, err := ops.Add(ctx, control.AddRequest{Kind: k, Values: vfs.Args(), TTL: d.Duration, Reason: *reason})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "added %d %s entr%s\n", n, k, plural(n))
+	case "del":
+		if err := needType(); err != nil {
+			return err
+		}
+		n, err := ops.Del(ctx, k, vfs.Args())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "deleted %d %s entr%s\n", n, k, plural(n))
+		if n < vfs.NArg() {
+			return fmt.Errorf("db del: %d of %d values had no entry", vfs.NArg()-n, vfs.NArg())
+		}
+	case "why":
+		if vfs.NArg() != 1 {
+			return errors.New("db why: give one IP address")
+		}
+		w, err := ops.Why(ctx, vfs.Arg(0))
+		if err != nil {
+			return err
+		}
+		return printWhy(w, *asJSON, stdout)
+	case "dump":
+		return ops.Dump(ctx, stdout)
+	case "load":
+		in := stdin
+		if vfs.NArg() > 0 && vfs.Arg(0) != "-" {
+			f, err := os.Open(vfs.Arg(0))
+			if err != nil {
+				return fmt.Errorf("db load: %w", err)
+			}
+			defer f.Close()
+			in = f
+		}
+		n, err := ops.Load(ctx, in)
+		fmt.Fprintf(stdout, "loaded %d entr%s\n", n, plural(n))
+		return err
+	default:
+		return fmt.Errorf("db: unknown verb %q (list, add, del, why, dump, load)", verb)
+	}
+	return nil
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return "y"
+	}
+	return "ies"
+}
+
+// openOps reaches the daemon if one runs, else opens the store file.
+func openOps(cfg *config.Config) (control.Ops, func(), error) {
+	if c, err := control.Dial(cfg.ControlSocket()); err == nil {
+		return c, func() {}, nil
+	}
+	st, err := store.OpenBolt(cfg.Store.Path, store.BoltOptions{Timeout: time.Second})
+	if errors.Is(err, store.ErrLocked) {
+		return nil, nil, fmt.Errorf("%w; its control socket %s does not answer (control.socket)", err, cfg.ControlSocket())
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("store.path: %w", err)
+	}
+	lset, err := lists.NewSet(cfg.Lists.Allow, cfg.Lists.Block)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return &control.Local{
+		Store:      st,
+		Classifier: &classify.Classifier{Lists: lset, Store: st},
+		WhiteTTL:   cfg.Greylist.WhiteTTL.Duration,
+		PrefixV4:   cfg.Greylist.PrefixV4,
+		PrefixV6:   cfg.Greylist.PrefixV6,
+	}, func() { st.Close() }, nil
+}
+
+func list(ctx context.Context, ops control.Ops, k store.Kind, asJSON bool, w io.Writer) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		return ops.List(ctx, k, func(e store.Entry) error { return enc.Encode(e) })
+	}
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "TYPE\tKEY\tEXPIRES\tCOUNT\tSOURCE\tREASON")
+	err := ops.List(ctx, k, func(e store.Entry) error {
+		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", e.Kind, e.Key, when(e.Expires), e.Count, dash(e.Source), dash(e.Reason))
+		return err
+	})
+	if ferr := tw.Flush(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func printWhy(w control.Why, asJSON bool, out io.Writer) error {
+	if asJSON {
+		return json.NewEncoder(out).Encode(w)
+	}
+	fmt.Fprintf(out, "%s: %s\n", w.Address, strings.ToUpper(string(w.Decision.Path)))
+	fmt.Fprintf(out, "  because: %s\n", w.Decision.Rule)
+	if w.Decision.Reason != "" {
+		fmt.Fprintf(out, "  reason: %s\n", w.Decision.Reason)
+	}
+	switch w.Decision.Path {
+	case classify.White:
+		fmt.Fprintln(out, "  path: spliced to the backend MTA")
+	case classify.Black:
+		fmt.Fprintln(out, "  path: refused with the reason above")
+	case classify.Grey:
+		fmt.Fprintln(out, "  path: greylisted; a retry after the pass delay is handed to the backend")
+	}
+	for _, e := range w.Grey {
+		state := "pending, passes from " + when(e.Pass)
+		if !e.Passed.IsZero() {
+			state = "passed " + when(e.Passed)
+		}
+		fmt.Fprintf(out, "  tuple %s: %s, %d attempt(s), expires %s\n", e.Key, state, e.Count, when(e.Expires))
+	}
+	return nil
+}

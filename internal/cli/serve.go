@@ -1,0 +1,225 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/greypit/greypit/internal/classify"
+	"github.com/greypit/greypit/internal/config"
+	"github.com/greypit/greypit/internal/control"
+	"github.com/greypit/greypit/internal/greylist"
+	"github.com/greypit/greypit/internal/handoff"
+	"github.com/greypit/greypit/internal/lists"
+	"github.com/greypit/greypit/internal/server"
+	"github.com/greypit/greypit/internal/session"
+	"github.com/greypit/greypit/internal/store"
+)
+
+// probeEvery is how often the backend's EHLO extensions are re-read.
+const probeEvery = 5 * time.Minute
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	lvl.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func serve(args []string, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	var cf configFlags
+	cf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	if err := os.MkdirAll(filepath.Dir(cfg.Store.Path), 0o700); err != nil {
+		return fmt.Errorf("store.path: %w", err)
+	}
+	st, err := store.OpenBolt(cfg.Store.Path, store.BoltOptions{Timeout: 2 * time.Second})
+	if err != nil {
+		return fmt.Errorf("store.path: %w", err)
+	}
+	defer st.Close()
+	lset, err := lists.NewSet(cfg.Lists.Allow, cfg.Lists.Block)
+	if err != nil {
+		return err
+	}
+	tlsh, err := server.NewTLSHolder(cfg.SMTP.TLSCert, cfg.SMTP.TLSKey)
+	if err != nil {
+		return err
+	}
+
+	// Listeners first: a port that is taken is the commonest startup
+	// failure, and it should stop greypit before anything else runs.
+	var lns []net.Listener
+	for _, a := range cfg.SMTP.Listen {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return fmt.Errorf("smtp.listen: %w", err)
+		}
+		lns = append(lns, ln)
+	}
+	ctlLn, err := control.Listen(cfg.ControlSocket())
+	if err != nil {
+		return fmt.Errorf("control.socket: %w", err)
+	}
+	defer os.Remove(cfg.ControlSocket())
+
+	classifier := &classify.Classifier{Lists: lset, Store: st}
+	dialer := &handoff.Dialer{
+		Address:        cfg.Backend.Address,
+		Mode:           handoff.Mode(cfg.Backend.Handoff),
+		ConnectTimeout: cfg.Backend.ConnectTimeout.Duration,
+		ReplyTimeout:   cfg.Backend.ReplyTimeout.Duration,
+		Hostname:       cfg.BackendHelloName(),
+	}
+	caps := &handoff.Capabilities{MaxSize: cfg.SMTP.MaxMessageSize}
+	grey := &greylist.Greylister{
+		Store: st,
+		Params: store.GreyParams{
+			PassDelay:   cfg.Greylist.PassDelay.Duration,
+			RetryWindow: cfg.Greylist.RetryWindow.Duration,
+			PassedTTL:   cfg.Greylist.WhiteTTL.Duration,
+		},
+		PrefixV4: cfg.Greylist.PrefixV4,
+		PrefixV6: cfg.Greylist.PrefixV6,
+	}
+	srv := &server.Server{
+		Log:        log,
+		Classifier: classifier,
+		Store:      st,
+		Greylist:   grey,
+		Dialer:     dialer,
+		Black:      server.Reject{Hostname: cfg.SMTP.Hostname},
+		Session: session.Config{
+			Hostname:       cfg.SMTP.Hostname,
+			GreetWait:      cfg.SMTP.GreetWait.Duration,
+			CommandTimeout: cfg.SMTP.CommandTimeout.Duration,
+			SessionTimeout: cfg.SMTP.SessionTimeout.Duration,
+			MaxErrors:      cfg.SMTP.MaxErrors,
+			MaxRecipients:  cfg.SMTP.MaxRecipients,
+			MaxMessageSize: cfg.SMTP.MaxMessageSize,
+			TLS:            tlsh.Config,
+			Extensions:     caps.Lines,
+		},
+		WhiteTTL:    cfg.Greylist.WhiteTTL.Duration,
+		MaxSessions: cfg.SMTP.MaxSessions,
+	}
+	ops := &control.Local{
+		Store:      st,
+		Classifier: classifier,
+		WhiteTTL:   cfg.Greylist.WhiteTTL.Duration,
+		PrefixV4:   cfg.Greylist.PrefixV4,
+		PrefixV6:   cfg.Greylist.PrefixV6,
+	}
+
+	var wg sync.WaitGroup
+	bg := func(f func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
+	}
+	bg(func() {
+		st.RunExpiry(ctx, cfg.Store.ExpireEvery.Duration, func(n int, err error) {
+			if err != nil {
+				log.Error("expiry sweep failed", "err", err)
+			} else if n > 0 {
+				log.Info("expired entries removed", "count", n)
+			}
+		})
+	})
+	bg(func() { probeLoop(ctx, caps, dialer, log) })
+	bg(func() {
+		if err := control.Serve(ctx, ctlLn, ops, log); err != nil {
+			log.Error("control socket stopped", "err", err)
+		}
+	})
+	bg(func() { reloadLoop(ctx, lset, tlsh, log) })
+
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		log.Info("listening", "addr", ln.Addr().String(), "backend", cfg.Backend.Address, "handoff", cfg.Backend.Handoff, "store", cfg.Store.Path)
+		go func() { errc <- srv.Serve(ctx, ln) }()
+	}
+	var serveErr error
+	for range lns {
+		if err := <-errc; err != nil && serveErr == nil {
+			serveErr = err
+			stop() // one listener failed for good: shut down the rest
+		}
+	}
+	log.Info("shutting down: draining sessions", "active", srv.Active(), "timeout", cfg.SMTP.DrainTimeout.Duration)
+	dctx, cancel := context.WithTimeout(context.Background(), cfg.SMTP.DrainTimeout.Duration)
+	srv.Drain(dctx)
+	cancel()
+	wg.Wait()
+	log.Info("stopped")
+	return serveErr
+}
+
+// probeLoop keeps the backend's EHLO extensions current, so greypit only
+// offers grey clients what the backend will honour after a hand-off.
+func probeLoop(ctx context.Context, caps *handoff.Capabilities, d *handoff.Dialer, log *slog.Logger) {
+	t := time.NewTicker(probeEvery)
+	defer t.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if err := caps.Probe(pctx, d); err != nil && ctx.Err() == nil {
+			log.Warn("backend probe failed", "err", err)
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// reloadLoop re-reads list files and the TLS certificate on SIGHUP. A
+// broken file keeps the old contents in force.
+func reloadLoop(ctx context.Context, l *lists.Set, t *server.TLSHolder, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		err := errors.Join(l.Reload(), t.Load())
+		if err != nil {
+			log.Error("reload failed; keeping the previous lists and certificate where broken", "err", err)
+			continue
+		}
+		log.Info("reloaded lists and certificate", "allow", l.Allow().Len(), "block", l.Block().Len())
+	}
+}

@@ -1,0 +1,144 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// Validate checks every setting and returns all problems found, one per
+// line, each starting with the key as "section.key: ".
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	positive := func(key string, d Duration) {
+		if d.Duration <= 0 {
+			bad(key, "must be > 0")
+		}
+	}
+	hostPort := func(key, addr string) {
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			bad(key, "%v", err)
+			return
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			bad(key, "%q: port must be a number from 1 to 65535", addr)
+		}
+	}
+	name := func(key, s string) {
+		if strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+			bad(key, "%q contains spaces or control characters", s)
+		}
+	}
+
+	s := &c.SMTP
+	if len(s.Listen) == 0 {
+		bad("smtp.listen", "must not be empty")
+	}
+	for _, a := range s.Listen {
+		hostPort("smtp.listen", a)
+	}
+	if s.Hostname == "" {
+		bad("smtp.hostname", "must not be empty")
+	}
+	name("smtp.hostname", s.Hostname)
+	if s.GreetWait.Duration < 0 {
+		bad("smtp.greet_wait", "must be >= 0 (0 turns the pause off)")
+	}
+	positive("smtp.drain_timeout", s.DrainTimeout)
+	positive("smtp.command_timeout", s.CommandTimeout)
+	positive("smtp.session_timeout", s.SessionTimeout)
+	positive("smtp.data_timeout", s.DataTimeout)
+	for _, m := range []struct {
+		key string
+		n   int64
+	}{
+		{"smtp.max_sessions", int64(s.MaxSessions)},
+		{"smtp.max_errors", int64(s.MaxErrors)},
+		{"smtp.max_recipients", int64(s.MaxRecipients)},
+		{"smtp.max_message_size", s.MaxMessageSize},
+	} {
+		if m.n <= 0 {
+			bad(m.key, "must be > 0")
+		}
+	}
+	switch {
+	case s.TLSCert != "" && s.TLSKey == "":
+		bad("smtp.tls_key", "must be set when smtp.tls_cert is")
+	case s.TLSCert == "" && s.TLSKey != "":
+		bad("smtp.tls_cert", "must be set when smtp.tls_key is")
+	case s.TLSCert != "":
+		for _, f := range []struct{ key, path string }{{"smtp.tls_cert", s.TLSCert}, {"smtp.tls_key", s.TLSKey}} {
+			if fh, err := os.Open(f.path); err != nil {
+				bad(f.key, "%v", err)
+			} else {
+				fh.Close()
+			}
+		}
+	}
+
+	b := &c.Backend
+	hostPort("backend.address", b.Address)
+	switch b.Handoff {
+	case HandoffProxyV2, HandoffXClient, HandoffPlain:
+	default:
+		bad("backend.handoff", "%q: must be %s, %s or %s", b.Handoff, HandoffProxyV2, HandoffXClient, HandoffPlain)
+	}
+	positive("backend.connect_timeout", b.ConnectTimeout)
+	positive("backend.reply_timeout", b.ReplyTimeout)
+	name("backend.helo_name", b.HelloName)
+
+	g := &c.Greylist
+	positive("greylist.pass_delay", g.PassDelay)
+	positive("greylist.retry_window", g.RetryWindow)
+	positive("greylist.white_ttl", g.WhiteTTL)
+	if g.PassDelay.Duration > 0 && g.RetryWindow.Duration <= g.PassDelay.Duration {
+		bad("greylist.retry_window", "must be longer than greylist.pass_delay (%s)", g.PassDelay)
+	}
+	if g.PrefixV4 < 8 || g.PrefixV4 > 32 {
+		bad("greylist.prefix_v4", "must be from 8 to 32")
+	}
+	if g.PrefixV6 < 16 || g.PrefixV6 > 128 {
+		bad("greylist.prefix_v6", "must be from 16 to 128")
+	}
+
+	if c.Store.Path == "" {
+		bad("store.path", "must not be empty")
+	}
+	positive("store.expire_every", c.Store.ExpireEvery)
+
+	for _, f := range c.Lists.Allow {
+		if strings.TrimSpace(f) == "" {
+			bad("lists.allow", "empty file name")
+		}
+	}
+	for _, f := range c.Lists.Block {
+		if strings.TrimSpace(f) == "" {
+			bad("lists.block", "empty file name")
+		}
+	}
+
+	// sun_path holds 108 bytes on Linux, including the terminating NUL.
+	if sock := c.ControlSocket(); len(sock) > 107 {
+		bad("control.socket", "%q is longer than 107 bytes (when empty it is store.path + \".sock\")", sock)
+	}
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q: must be debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "%q: must be text or json", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}

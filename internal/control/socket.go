@@ -1,0 +1,162 @@
+package control
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/greypit/greypit/internal/store"
+)
+
+// The wire protocol: one connection per request. The client sends one JSON
+// request line; for "load" the entries follow as JSON lines and the client
+// closes its write half. The daemon answers with JSON lines: zero or more
+// {"entry":…} or one {"why":…}, then a final {"done":true,"n":N} or
+// {"error":"…"}. A missing final line means the daemon went away.
+
+type request struct {
+	Op     string      `json:"op"`
+	Kind   store.Kind  `json:"type,omitempty"`
+	Values []string    `json:"values,omitempty"`
+	Addr   string      `json:"addr,omitempty"`
+	Add    *AddRequest `json:"add,omitempty"`
+}
+
+type response struct {
+	Entry *store.Entry `json:"entry,omitempty"`
+	Why   *Why         `json:"why,omitempty"`
+	Done  bool         `json:"done,omitempty"`
+	N     int          `json:"n,omitempty"`
+	Error string       `json:"error,omitempty"`
+}
+
+// maxRequest bounds the request line.
+const maxRequest = 1 << 20
+
+// Listen opens the control socket at path, replacing a stale socket file
+// left by a daemon that died. Only the owner may connect (0600).
+func Listen(path string) (net.Listener, error) {
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("control socket %s: another greypit is running", path)
+	}
+	os.Remove(path)
+	// The umask closes the window between bind and chmod.
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return ln, nil
+}
+
+// Serve answers requests on ln with ops until ctx is done.
+func Serve(ctx context.Context, ln net.Listener, ops Ops, log *slog.Logger) error {
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("control accept: %w", err)
+		}
+		go func() {
+			defer c.Close()
+			if err := serveConn(ctx, c, ops); err != nil {
+				log.Warn("control request failed", "err", err)
+			}
+		}()
+	}
+}
+
+func serveConn(ctx context.Context, c net.Conn, ops Ops) error {
+	br := bufio.NewReaderSize(c, 64<<10)
+	bw := bufio.NewWriter(c)
+	enc := json.NewEncoder(bw)
+	line, err := readLine(br, maxRequest)
+	if err != nil {
+		return err
+	}
+	var req request
+	n, opErr := 0, error(nil)
+	if err := json.Unmarshal(line, &req); err != nil {
+		opErr = fmt.Errorf("bad request: %w", err)
+	} else {
+		n, opErr = dispatch(ctx, req, ops, br, enc)
+	}
+	fin := response{Done: true, N: n}
+	if opErr != nil {
+		fin = response{Error: opErr.Error()}
+	}
+	enc.Encode(fin)
+	return bw.Flush()
+}
+
+func dispatch(ctx context.Context, req request, ops Ops, br *bufio.Reader, enc *json.Encoder) (int, error) {
+	switch req.Op {
+	case "list":
+		n := 0
+		err := ops.List(ctx, req.Kind, func(e store.Entry) error {
+			n++
+			return enc.Encode(response{Entry: &e})
+		})
+		return n, err
+	case "add":
+		if req.Add == nil {
+			return 0, errors.New("add: no entries")
+		}
+		return ops.Add(ctx, *req.Add)
+	case "del":
+		return ops.Del(ctx, req.Kind, req.Values)
+	case "why":
+		w, err := ops.Why(ctx, req.Addr)
+		if err != nil {
+			return 0, err
+		}
+		return 1, enc.Encode(response{Why: &w})
+	case "dump":
+		// The entries of every kind, re-wrapped; the client writes them
+		// out in the dump format.
+		return dispatch(ctx, request{Op: "list"}, ops, br, enc)
+	case "load":
+		return ops.Load(ctx, br)
+	}
+	return 0, fmt.Errorf("unknown operation %q", req.Op)
+}
+
+func readLine(br *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		line = append(line, chunk...)
+		if len(line) > max {
+			return nil, errors.New("control: request too long")
+		}
+		if err == nil {
+			return line, nil
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			if errors.Is(err, io.EOF) && len(line) > 0 {
+				return line, nil
+			}
+			return nil, fmt.Errorf("control: reading request: %w", err)
+		}
+	}
+}

@@ -1,0 +1,62 @@
+package handoff
+
+import (
+	"context"
+	"net/netip"
+	"strconv"
+	"sync/atomic"
+)
+
+// safeExtensions are the EHLO keywords greypit may offer grey clients.
+// After a hand-off the client talks to the backend, so an extension is
+// offered only if the backend has it too; CHUNKING is left out because a
+// BDAT before the hand-off would have to be buffered by greypit, AUTH
+// does not belong on port 25, and SMTPUTF8 waits until greypit's own
+// parser accepts UTF-8 addresses (RFC 6531).
+var safeExtensions = []string{"PIPELINING", "SIZE", "8BITMIME", "ENHANCEDSTATUSCODES", "DSN"}
+
+// Capabilities tracks which extensions the backend offers.
+type Capabilities struct {
+	MaxSize int64 // greypit's own message size limit
+	ext     atomic.Pointer[map[string]string]
+}
+
+// Probe asks the backend for its EHLO keywords and keeps them. On failure
+// the previous answer stays in force.
+func (c *Capabilities) Probe(ctx context.Context, d *Dialer) error {
+	self := netip.AddrPortFrom(netip.IPv6Loopback(), 0)
+	bc, err := d.Open(ctx, Client{Addr: self, Local: self, Helo: d.Hostname, ESMTP: true})
+	if err != nil {
+		return err
+	}
+	defer bc.Quit()
+	ext := bc.Ext
+	c.ext.Store(&ext)
+	return nil
+}
+
+// Lines returns the EHLO lines to advertise. Until a probe succeeded only
+// PIPELINING and ENHANCEDSTATUSCODES are offered, which every backend
+// honours or ignores harmlessly.
+func (c *Capabilities) Lines() []string {
+	p := c.ext.Load()
+	if p == nil {
+		return []string{"PIPELINING", "ENHANCEDSTATUSCODES"}
+	}
+	var out []string
+	for _, k := range safeExtensions {
+		v, ok := (*p)[k]
+		if !ok {
+			continue
+		}
+		if k == "SIZE" {
+			size := c.MaxSize
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 && n < size {
+				size = n
+			}
+			k = "SIZE " + strconv.FormatInt(size, 10)
+		}
+		out = append(out, k)
+	}
+	return out
+}

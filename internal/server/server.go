@@ -1,0 +1,295 @@
+// Package server runs greypit's SMTP listeners: it accepts connections,
+// classifies each client (package classify), sends it down its path —
+// white to the backend splice, grey to the greylisting session, black to
+// the black handler — and writes one verdict log line per session.
+//
+// It also owns the daemon's lifecycle: connection limits, reload of lists
+// and certificates, and a graceful drain on shutdown.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/greypit/greypit/internal/classify"
+	"github.com/greypit/greypit/internal/greylist"
+	"github.com/greypit/greypit/internal/handoff"
+	"github.com/greypit/greypit/internal/session"
+	"github.com/greypit/greypit/internal/smtp"
+	"github.com/greypit/greypit/internal/store"
+)
+
+// BlackHandler serves connections from black hosts. The tarpit plugs in
+// here; it must never reach the backend.
+type BlackHandler interface {
+	Serve(ctx context.Context, conn net.Conn, d classify.Decision, log *slog.Logger) Outcome
+}
+
+// Outcome is what a path reports for the verdict line.
+type Outcome struct {
+	Outcome string
+	Attrs   []slog.Attr
+	Err     error
+}
+
+// Reject is the plain black handler: a 554 with the listing reason in
+// place of the greeting (RFC 5321 §3.1), then close.
+type Reject struct {
+	Hostname string
+}
+
+// Serve implements BlackHandler.
+func (r Reject) Serve(ctx context.Context, conn net.Conn, d classify.Decision, log *slog.Logger) Outcome {
+	conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	_, err := conn.Write(smtp.Reply{Code: 554, Enhanced: "5.7.1", Lines: []string{r.Hostname + " Service refused: " + d.Reason}}.Bytes())
+	return Outcome{Outcome: "rejected", Err: err}
+}
+
+// Server is the SMTP front line.
+type Server struct {
+	Log        *slog.Logger
+	Classifier *classify.Classifier
+	Store      store.Store
+	Greylist   *greylist.Greylister
+	Dialer     *handoff.Dialer
+	Black      BlackHandler
+	Session    session.Config
+	WhiteTTL   time.Duration
+	// MaxSessions caps concurrent connections; above it a new one gets 421.
+	MaxSessions int
+
+	active atomic.Int64
+	seq    atomic.Uint64
+	prefix string
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+// Serve accepts on ln until ctx is done or ln fails.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.init()
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("accept on %s: %w", ln.Addr(), err)
+			}
+			// EMFILE and friends pass: back off rather than spin.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.Log.Warn("accept failed; backing off", "err", err, "delay", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(ctx, c)
+		}()
+	}
+}
+
+var initOnce sync.Mutex
+
+func (s *Server) init() {
+	initOnce.Lock()
+	defer initOnce.Unlock()
+	if s.conns == nil {
+		s.conns = map[net.Conn]struct{}{}
+		s.prefix = strconv.FormatInt(time.Now().Unix()%100000, 36)
+	}
+}
+
+// Drain waits for sessions to end, up to ctx; then it closes the rest.
+func (s *Server) Drain(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	n := len(s.conns)
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.Log.Warn("drain timed out; closed sessions", "sessions", n)
+	<-done
+}
+
+// Active reports the number of open sessions.
+func (s *Server) Active() int64 { return s.active.Load() }
+
+func (s *Server) track(c net.Conn, on bool) {
+	s.mu.Lock()
+	if on {
+		s.conns[c] = struct{}{}
+	} else {
+		delete(s.conns, c)
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) handle(ctx context.Context, c net.Conn) {
+	start := time.Now()
+	id := s.prefix + "-" + strconv.FormatUint(s.seq.Add(1), 36)
+	client := addrPort(c.RemoteAddr())
+	log := s.Log.With("conn", id)
+	defer c.Close()
+
+	if n := s.active.Add(1); s.MaxSessions > 0 && n > int64(s.MaxSessions) {
+		s.active.Add(-1)
+		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		c.Write(smtp.Reply{Code: 421, Enhanced: "4.3.2", Lines: []string{s.Session.Hostname + " Too busy, please try again later"}}.Bytes())
+		log.Info("verdict", "client", client.Addr().String(), "path", "none", "outcome", "busy", "duration", time.Since(start).Round(time.Millisecond))
+		return
+	}
+	defer s.active.Add(-1)
+	s.track(c, true)
+	defer s.track(c, false)
+
+	d, err := s.Classifier.Classify(ctx, client.Addr())
+	if err != nil {
+		log.Error("classify failed", "client", client.Addr().String(), "err", err)
+	}
+	attrs := []any{"client", client.Addr().String(), "path", string(d.Path), "rule", d.Rule}
+	switch d.Path {
+	case classify.White:
+		st, err := s.Dialer.Splice(ctx, c, handoff.Client{Addr: client, Local: addrPort(c.LocalAddr())}, start.Add(s.Session.SessionTimeout))
+		outcome := "spliced"
+		var he *handoff.Error
+		if errors.As(err, &he) {
+			// The backend can't be reached: the client must learn it is a
+			// temporary condition (RFC 5321 §3.8), never a success.
+			outcome = "backend-error"
+			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			c.Write(smtp.Reply{Code: 421, Enhanced: "4.4.1", Lines: []string{s.Session.Hostname + " Service temporarily unavailable, please try again later"}}.Bytes())
+		} else if d.Entry != nil && d.Entry.Source == classify.SourceGreylist {
+			s.refresh(ctx, client.Addr(), d.Entry, log)
+		}
+		attrs = append(attrs, "outcome", outcome, "to_backend", st.ToBackend, "to_client", st.ToClient)
+		if err != nil {
+			attrs = append(attrs, "err", err.Error())
+		}
+	case classify.Black:
+		o := s.Black.Serve(ctx, c, d, log)
+		attrs = append(attrs, "reason", d.Reason, "outcome", o.Outcome)
+		for _, a := range o.Attrs {
+			attrs = append(attrs, a)
+		}
+		if o.Err != nil {
+			attrs = append(attrs, "err", o.Err.Error())
+		}
+	default:
+		deps := &session.Deps{Greylist: s.Greylist, Dialer: s.Dialer, Whitelist: s.whitelist}
+		r := session.New(c, &s.Session, deps, log).Run(ctx)
+		attrs = append(attrs, "outcome", r.Outcome, "helo", r.Helo, "from", r.From,
+			"rcpts", r.Rcpts, "deferred", r.Deferred, "tls", r.TLS, "pregreet", r.Pregreet)
+		if r.Outcome == "handoff" {
+			attrs = append(attrs, "to_backend", r.Splice.ToBackend, "to_client", r.Splice.ToClient)
+		}
+		if r.Err != nil {
+			attrs = append(attrs, "err", r.Err.Error())
+		}
+	}
+	attrs = append(attrs, "duration", time.Since(start).Round(time.Millisecond))
+	log.Info("verdict", attrs...)
+	lingeringClose(c)
+}
+
+// lingeringClose closes the sending half and discards what the client
+// still sends for a moment: closing a socket with unread input makes the
+// kernel send RST, which can destroy the final reply (a 421 or 554) before
+// the client reads it.
+func lingeringClose(c net.Conn) {
+	type closeWriter interface{ CloseWrite() error }
+	cw, ok := c.(closeWriter)
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	io.Copy(io.Discard, io.LimitReader(c, 256<<10))
+}
+
+// whitelist records a host that passed greylisting.
+func (s *Server) whitelist(ctx context.Context, a netip.Addr) error {
+	_, err := s.Store.Refresh(ctx, store.AddrKey(a), "passed greylisting", classify.SourceGreylist, time.Now(), s.WhiteTTL)
+	return err
+}
+
+// refreshEvery bounds store writes for busy white hosts: the lifetime is
+// days, so refreshing more often than this gains nothing.
+const refreshEvery = 10 * time.Minute
+
+// refresh extends a greylist-earned white entry after a delivery session.
+func (s *Server) refresh(ctx context.Context, a netip.Addr, e *store.Entry, log *slog.Logger) {
+	if time.Since(e.Updated) < refreshEvery || e.Key != store.AddrKey(a) {
+		return
+	}
+	if _, err := s.Store.Refresh(ctx, e.Key, e.Reason, e.Source, time.Now(), s.WhiteTTL); err != nil {
+		log.Warn("white refresh failed", "err", err)
+	}
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return netip.AddrPortFrom(ta.AddrPort().Addr().Unmap(), ta.AddrPort().Port())
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+// TLSHolder keeps the current STARTTLS certificate; Load replaces it.
+type TLSHolder struct {
+	cert, key string
+	cur       atomic.Pointer[tls.Config]
+}
+
+// NewTLSHolder loads cert and key; with both empty it holds nothing.
+func NewTLSHolder(cert, key string) (*TLSHolder, error) {
+	h := &TLSHolder{cert: cert, key: key}
+	return h, h.Load()
+}
+
+// Load (re)reads the certificate files. On error the old one stays.
+func (h *TLSHolder) Load() error {
+	if h.cert == "" {
+		return nil
+	}
+	c, err := tls.LoadX509KeyPair(h.cert, h.key)
+	if err != nil {
+		return fmt.Errorf("smtp.tls_cert/smtp.tls_key: %w", err)
+	}
+	h.cur.Store(&tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS10})
+	return nil
+}
+
+// Config returns the current TLS config, or nil.
+func (h *TLSHolder) Config() *tls.Config {
+	if h == nil {
+		return nil
+	}
+	return h.cur.Load()
+}
