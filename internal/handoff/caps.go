@@ -10,10 +10,9 @@ import (
 // safeExtensions are the EHLO keywords greypit may offer grey clients.
 // After a hand-off the client talks to the backend, so an extension is
 // offered only if the backend has it too; CHUNKING is left out because a
-// BDAT before the hand-off would have to be buffered by greypit, AUTH
-// does not belong on port 25, and SMTPUTF8 waits until greypit's own
-// parser accepts UTF-8 addresses (RFC 6531).
-var safeExtensions = []string{"PIPELINING", "SIZE", "8BITMIME", "ENHANCEDSTATUSCODES", "DSN"}
+// BDAT before the hand-off would have to be buffered by greypit, and AUTH
+// does not belong on port 25.
+var safeExtensions = []string{"PIPELINING", "SIZE", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "DSN"}
 
 // Capabilities tracks which extensions the backend offers.
 type Capabilities struct {

@@ -3,6 +3,7 @@ package smtp
 import (
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // ReplyError is a parse error that carries the reply the session should send.
@@ -39,19 +40,20 @@ const maxVerb = 16
 
 // ParseCommand splits a line read by ReadLine (without CRLF) into verb and
 // argument. Verbs are case-insensitive (RFC 5321 §2.4) and must be followed by
-// a single SP or the end of the line (§4.1.1). The whole line must be ASCII
-// with no control characters other than HT: RFC 5321 commands are ASCII, and
-// SMTPUTF8 (RFC 6531) is not offered. Errors are *ReplyError with code 500.
+// a single SP or the end of the line (§4.1.1). The line must be valid UTF-8
+// (non-ASCII only appears in SMTPUTF8 addresses, RFC 6531 §3.3) with no
+// control characters other than HT. Errors are *ReplyError with code 500.
 func ParseCommand(line []byte) (Command, error) {
 	if len(line) == 0 {
 		return Command{}, cmdErr("empty command")
+	}
+	if !utf8.Valid(line) {
+		return Command{}, cmdErr("invalid UTF-8 in command")
 	}
 	for _, c := range line {
 		switch {
 		case c == 0:
 			return Command{}, cmdErr("NUL character in command")
-		case c >= 0x80:
-			return Command{}, cmdErr("non-ASCII character in command")
 		case c < ' ' && c != '\t' || c == 0x7f:
 			return Command{}, cmdErr("control character in command")
 		}

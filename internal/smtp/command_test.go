@@ -34,7 +34,8 @@ func TestParseCommand(t *testing.T) {
 		{"HELO x\x01", "", "", false},
 		{"HELO x\x7f", "", "", false},
 		{"HELO x\r", "", "", false},
-		{"HELO h\xc3\xa9llo", "", "", false},
+		{"HELO h\xc3\xa9llo", "HELO", "h\u00e9llo", true},
+		{"HELO h\xe9llo", "", "", false}, // not UTF-8
 	}
 	for _, tt := range tests {
 		c, err := ParseCommand([]byte(tt.in))

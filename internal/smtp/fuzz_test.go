@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // consumed reports how many bytes of br the bufio.Reader r has used.
@@ -85,8 +86,11 @@ func FuzzParseCommand(f *testing.F) {
 			t.Fatalf("bad verb %q", c.Verb)
 		}
 		for _, s := range []string{c.Verb, c.Arg} {
+			if !utf8.ValidString(s) {
+				t.Fatalf("%q is not UTF-8", s)
+			}
 			for i := range len(s) {
-				if b := s[i]; b < ' ' && b != '\t' || b >= 0x7f {
+				if b := s[i]; b < ' ' && b != '\t' || b == 0x7f {
 					t.Fatalf("%q contains byte %#x", s, b)
 				}
 			}

@@ -3,6 +3,7 @@ package smtp
 import (
 	"net/netip"
 	"strings"
+	"unicode/utf8"
 )
 
 // Path is the address of a MAIL FROM or RCPT TO command (RFC 5321 §4.1.2).
@@ -191,22 +192,17 @@ func (p *pathParser) path(mail bool) (Path, error) {
 	return Path{Local: local, Domain: domain}, nil
 }
 
-// localPart scans Dot-string / Quoted-string (§4.1.2).
+// localPart scans Dot-string / Quoted-string (§4.1.2), with UTF-8 allowed
+// in atoms (RFC 6531 §3.3). Empty atoms (leading, trailing or doubled
+// dots) are accepted as Postfix accepts them: real senders such as
+// Japanese mobile carriers use them, and refusing them loses their mail.
 func (p *pathParser) localPart() bool {
 	if p.peek() != '"' {
-		for {
-			s := p.i
-			for isAtext(p.peek()) {
-				p.i++
-			}
-			if p.i == s {
-				return false // empty atom: leading, trailing or double dot
-			}
-			if p.peek() != '.' {
-				return true
-			}
+		s := p.i
+		for c := p.peek(); isAtext(c) || c == '.' || c >= 0x80; c = p.peek() {
 			p.i++
 		}
+		return p.i > s && p.s[s:p.i] != "." && utf8.ValidString(p.s[s:p.i])
 	}
 	p.i++
 	for p.i < len(p.s) {
@@ -236,13 +232,15 @@ func (p *pathParser) domain(literal bool) bool {
 	}
 	for {
 		s := p.i
-		for c := p.peek(); isAlpha(c) || isDigit(c) || c == '-'; c = p.peek() {
+		for c := p.peek(); isAlpha(c) || isDigit(c) || c == '-' || c >= 0x80; c = p.peek() {
 			p.i++
 		}
-		// sub-domain = Let-dig [Ldh-str]; labels are at most 63 octets
-		// (RFC 1035 §2.3.4).
+		// sub-domain = Let-dig [Ldh-str], or a U-label (RFC 6531 §3.3);
+		// A-labels are at most 63 octets (RFC 1035 §2.3.4), U-labels may
+		// take up to four times that in UTF-8.
 		label := p.s[s:p.i]
-		if label == "" || label[0] == '-' || label[len(label)-1] == '-' || len(label) > 63 {
+		if label == "" || label[0] == '-' || label[len(label)-1] == '-' || len(label) > 4*63 ||
+			!utf8.ValidString(label) || isASCII(label) && len(label) > 63 {
 			return false
 		}
 		if p.peek() != '.' {
@@ -291,6 +289,15 @@ func isIPv4Literal(s string) bool {
 			v = v*10 + int(n[i]-'0')
 		}
 		if v > 255 {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
 			return false
 		}
 	}

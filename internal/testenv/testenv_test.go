@@ -3,8 +3,10 @@ package testenv
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -237,5 +239,33 @@ func TestFreePortDistinct(t *testing.T) {
 			t.Fatalf("port %d twice", p)
 		}
 		seen[p] = true
+	}
+}
+
+// fatalRecorder is a testing.TB whose Fatalf records the failure and ends
+// the goroutine instead of failing the real test.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalRecorder) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// TestStartDetectsFatalConfig: a daemon dying on a bad setting fails
+// StartPostfix even though `postfix start` and smtpd look fine.
+func TestStartDetectsFatalConfig(t *testing.T) {
+	t.Parallel()
+	rec := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		StartPostfix(rec, PostfixOptions{ExtraMain: map[string]string{"minimal_backoff_time": "0s"}})
+	}()
+	<-done
+	if !strings.Contains(rec.msg, "invalid minimal_backoff_time") {
+		t.Fatalf("StartPostfix with minimal_backoff_time=0s: got %q", rec.msg)
 	}
 }
