@@ -83,4 +83,12 @@ backend_up || start_demo_backend
 mkdir -p "$demo"
 CGO_ENABLED=0 go build -o "$demo/greypit" ./cmd/greypit
 echo "run.sh: starting greypit serve $*"
-"$demo/greypit" serve "$@"
+# In the background so that INT/TERM reach greypit (it drains sessions)
+# and the demo backend is stopped after it exits.
+"$demo/greypit" serve "$@" &
+pid=$!
+trap 'kill -TERM "$pid" 2>/dev/null || true' INT TERM
+status=0
+wait "$pid" || status=$?
+if kill -0 "$pid" 2>/dev/null; then wait "$pid" || status=$?; fi
+exit "$status"

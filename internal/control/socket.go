@@ -91,6 +91,9 @@ func serveConn(ctx context.Context, c net.Conn, ops Ops) error {
 	bw := bufio.NewWriter(c)
 	enc := json.NewEncoder(bw)
 	line, err := readLine(br, maxRequest)
+	if errors.Is(err, io.EOF) {
+		return nil // a liveness probe: connected and went away
+	}
 	if err != nil {
 		return err
 	}
@@ -155,6 +158,9 @@ func readLine(br *bufio.Reader, max int) ([]byte, error) {
 		if !errors.Is(err, bufio.ErrBufferFull) {
 			if errors.Is(err, io.EOF) && len(line) > 0 {
 				return line, nil
+			}
+			if errors.Is(err, io.EOF) {
+				return nil, io.EOF
 			}
 			return nil, fmt.Errorf("control: reading request: %w", err)
 		}

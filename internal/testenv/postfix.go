@@ -167,6 +167,12 @@ func StartPostfix(t testing.TB, o PostfixOptions) *Postfix {
 		postfixBin:   bin(t, "postfix"),
 		postqueueBin: bin(t, "postqueue"),
 	}
+	// Who made this directory, for anyone finding it left behind by a
+	// test binary that was killed before its cleanups ran.
+	owner := fmt.Sprintf("pid=%d test=%s addr=%s\n", os.Getpid(), t.Name(), p.addr)
+	if err := os.WriteFile(filepath.Join(dir, "owner"), []byte(owner), 0o644); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
 	if err := p.layout(); err != nil {
 		t.Fatalf("testenv: setting up Postfix in %s: %v", dir, err)
 	}
@@ -258,8 +264,8 @@ func lookupIDs(name string, defUID, defGID int) ([2]int, error) {
 	return [2]int{uid, gid}, nil
 }
 
-// mainCF renders main.cf. See the package test and the report in the
-// commit for why each setting is there.
+// mainCF renders main.cf. The package comment explains the settings that
+// are not obvious.
 func (p *Postfix) mainCF(nobody [2]int) []byte {
 	o := p.opts
 	m := map[string]string{

@@ -8,6 +8,30 @@
 // that is removed when the test ends; nothing touches the system Postfix in
 // /etc/postfix, and the system Postfix does not need to be running.
 //
+// Every instance's readiness probe connects from 127.0.0.1 (it shows in the
+// maillog as "connect from unknown[127.0.0.1]"), so tests that assert on
+// client addresses use other loopback sources: 127.0.0.2 and up, any of
+// which Linux lets a socket bind without configuration.
+//
+// Postfix facts the harness relies on (Postfix 3.7, Debian 12):
+//   - `postfix -c DIR start|stop` and `postqueue -c DIR` work for root
+//     without listing DIR in alternate_config_directories of
+//     /etc/postfix/main.cf; nothing system-wide is changed.
+//   - Postfix re-reads a main.cf modified within the last ~second in 300 ms
+//     naps until it "cools down"; fresh config files are therefore
+//     backdated, which cuts an instance's start from ~2.5 s to ~0.3 s.
+//   - maillog_file needs the postlog service in master.cf and a
+//     maillog_file_prefixes entry covering its path.
+//   - minimal_backoff_time, maximal_backoff_time and queue_run_delay
+//     accept 1s at the least; 0 makes qmgr die with a fatal error that
+//     `postfix start` does not report (StartPostfix checks the log).
+//   - smtpd_peername_lookup = no makes clients log as unknown[ADDR] with
+//     no DNS; smtp_dns_support_level = disabled lets the smtp client reach
+//     relayhost [ip]:port with no DNS at all.
+//   - A smtpd with smtpd_upstream_proxy_protocol = haproxy sends nothing
+//     until it has a PROXY header; it takes v1 and v2 (including the v2
+//     LOCAL command) but not v1 "PROXY UNKNOWN".
+//
 // Requirements: the postfix and swaks Debian packages (scripts/test-deps.sh
 // installs them) and root, because Postfix's master daemon must start as
 // root. Without them tests skip, except under CI=true where they fail:

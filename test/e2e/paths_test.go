@@ -54,8 +54,19 @@ func TestWhiteSplice(t *testing.T) {
 // delivered once, and the host is white afterwards: its next connection
 // is spliced.
 func TestGreylistPassAndHandoff(t *testing.T) {
-	pf := backend(t, testenv.ModeProxy)
-	g := startGreypit(t, greypitOpts{backend: pf.Addr()})
+	for _, tc := range []struct{ pfMode, handoff string }{
+		{testenv.ModeProxy, "proxy-v2"},
+		{testenv.ModeXClient, "xclient"},
+	} {
+		t.Run(tc.handoff, func(t *testing.T) {
+			pf := backend(t, tc.pfMode)
+			g := startGreypit(t, greypitOpts{backend: pf.Addr(), handoff: tc.handoff})
+			testGreylistPass(t, pf, g)
+		})
+	}
+}
+
+func testGreylistPass(t *testing.T, pf *testenv.Postfix, g *Greypit) {
 
 	r := g.swaks("127.0.0.6", "carol@example.test", "grey")
 	first := time.Now()

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Installs what greypit's tests (and scripts/run.sh) need from Debian's
+# packages when it is missing: postfix (postfix, postconf, postqueue) and
+# swaks, plus ca-certificates. Idempotent: when everything is there it
+# installs nothing and does not touch apt. Needs root to install; without
+# root it says what is missing and exits 1.
+#
+# With arguments it checks only those commands (e.g. `test-deps.sh postfix`).
+#
+# Postfix is preseeded to "No configuration", so the package does not set up
+# or start the system Postfix on port 25: internal/testenv starts private
+# instances of its own on loopback ports, and run.sh its demo backend.
+#
+# Later components join the list with their issues: redis-server (shared
+# store) and chromium go into pkg_of and the default `want` below.
+set -euo pipefail
+
+# command -> Debian package
+declare -A pkg_of=(
+	[postfix]=postfix
+	[postconf]=postfix
+	[postqueue]=postfix
+	[swaks]=swaks
+)
+want=("$@")
+[ ${#want[@]} -gt 0 ] || want=(postfix postconf postqueue swaks)
+
+missing=()
+for cmd in "${want[@]}"; do
+	pkg=${pkg_of[$cmd]:-$cmd}
+	if PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1; then
+		continue
+	fi
+	echo "test-deps.sh: $cmd is missing (package $pkg)"
+	case " ${missing[*]-} " in
+	*" $pkg "*) ;;
+	*) missing+=("$pkg") ;;
+	esac
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "test-deps.sh: all present: ${want[*]}"
+	exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "test-deps.sh: missing ${missing[*]}; install them as root, e.g.:" >&2
+	echo "  sudo $0 ${*}" >&2
+	echo "or:" >&2
+	echo "  echo 'postfix postfix/main_mailer_type select No configuration' | sudo debconf-set-selections" >&2
+	echo "  sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y ${missing[*]} ca-certificates" >&2
+	exit 1
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+	echo "test-deps.sh: missing ${missing[*]} and no apt-get here; install them with your package manager" >&2
+	exit 1
+fi
+
+run() {
+	echo "test-deps.sh: + $*"
+	"$@"
+}
+
+# "No configuration": the system Postfix must not be configured or started
+# on port 25 by the package install.
+echo "test-deps.sh: + debconf-set-selections <<< 'postfix postfix/main_mailer_type select No configuration'"
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+export DEBIAN_FRONTEND=noninteractive
+run apt-get update -qq
+run apt-get install -y -qq --no-install-recommends "${missing[@]}" ca-certificates </dev/null
+
+still=()
+for cmd in "${want[@]}"; do
+	PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || still+=("$cmd")
+done
+if [ ${#still[@]} -gt 0 ]; then
+	echo "test-deps.sh: still missing after install: ${still[*]}" >&2
+	exit 1
+fi
+echo "test-deps.sh: installed ${missing[*]}"
