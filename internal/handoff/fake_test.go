@@ -46,7 +46,8 @@ type mtaConn struct {
 	Err   error    // what ended the connection other than EOF or QUIT
 }
 
-func newFakeMTA(t *testing.T, proxy bool) *fakeMTA {
+// newFakeMTA starts a fake backend; opts configure it before it accepts.
+func newFakeMTA(t *testing.T, proxy bool, opts ...func(*fakeMTA)) *fakeMTA {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -57,6 +58,9 @@ func newFakeMTA(t *testing.T, proxy bool) *fakeMTA {
 		greeting: "220 backend.test ESMTP fake",
 		ext:      []string{"PIPELINING", "SIZE 1000000", "8BITMIME", "ENHANCEDSTATUSCODES"},
 		done:     make(chan *mtaConn, 32),
+	}
+	for _, o := range opts {
+		o(m)
 	}
 	m.wg.Add(1)
 	go m.accept()

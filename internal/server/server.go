@@ -204,7 +204,10 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		}
 	default:
 		deps := &session.Deps{Greylist: s.Greylist, Dialer: s.Dialer, Whitelist: s.whitelist}
-		r := session.New(c, &s.Session, deps, log).Run(ctx)
+		sess := session.New(c, &s.Session, deps, log)
+		stop := context.AfterFunc(ctx, sess.Shutdown)
+		r := sess.Run(ctx)
+		stop()
 		attrs = append(attrs, "outcome", r.Outcome, "helo", r.Helo, "from", r.From,
 			"rcpts", r.Rcpts, "deferred", r.Deferred, "tls", r.TLS, "pregreet", r.Pregreet)
 		if r.Outcome == "handoff" {

@@ -23,6 +23,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/greypit/greypit/internal/greylist"
@@ -75,7 +76,8 @@ type Session struct {
 	deps *Deps
 	log  *slog.Logger
 
-	conn   net.Conn // the client: *net.TCPConn, or *tls.Conn after STARTTLS
+	raw    net.Conn // the client's TCP connection
+	conn   net.Conn // raw, or a *tls.Conn over it after STARTTLS
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	client netip.AddrPort
@@ -95,16 +97,41 @@ type Session struct {
 	nrcpt      int
 
 	res Result
+
+	// mu guards the shutdown hand-shake with the hand-off: once handed
+	// off, a shutdown lets the splice finish the mail in flight.
+	mu        sync.Mutex
+	stopping  bool
+	handedOff bool
 }
 
 // New prepares a session on conn.
 func New(conn net.Conn, cfg *Config, deps *Deps, log *slog.Logger) *Session {
-	s := &Session{cfg: cfg, deps: deps, log: log, conn: conn}
+	s := &Session{cfg: cfg, deps: deps, log: log, conn: conn, raw: conn}
 	s.br = bufio.NewReaderSize(conn, 4096)
 	s.bw = bufio.NewWriterSize(conn, 4096)
 	s.client = addrPort(conn.RemoteAddr())
 	s.local = addrPort(conn.LocalAddr())
 	return s
+}
+
+// Shutdown asks the session to end: a session waiting for a command gets
+// 421 (RFC 5321 §3.8) and closes; a session already handed to the backend
+// is left to finish. It is safe to call from another goroutine.
+func (s *Session) Shutdown() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.handedOff {
+		return
+	}
+	s.stopping = true
+	s.raw.SetReadDeadline(time.Now())
+}
+
+func (s *Session) isStopping() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopping
 }
 
 func addrPort(a net.Addr) netip.AddrPort {
@@ -196,6 +223,11 @@ func (s *Session) readDeadline(d time.Duration) {
 	if t.After(s.deadline) {
 		t = s.deadline
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		t = time.Now()
+	}
 	s.conn.SetReadDeadline(t)
 }
 
@@ -256,6 +288,10 @@ func (s *Session) readError(err error) error {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		s.res.Outcome = "closed"
 		return err
+	case errors.Is(err, os.ErrDeadlineExceeded) && s.isStopping():
+		s.reply(421, "4.3.2", s.cfg.Hostname+" Service shutting down, please try again later")
+		s.res.Outcome = "shutdown"
+		return errClose
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		s.reply(421, "4.4.2", s.cfg.Hostname+" Timeout, closing connection")
 		s.res.Outcome = "timeout"
@@ -474,6 +510,9 @@ func (s *Session) handoff(ctx context.Context, rcpt smtp.Path, rcptParams smtp.P
 	}
 	// Whatever the client pipelined behind this RCPT is the backend's now.
 	pending, _ := s.br.Peek(s.br.Buffered())
+	s.mu.Lock()
+	s.handedOff = true
+	s.mu.Unlock()
 	s.conn.SetDeadline(time.Time{})
 	st, err := bc.Splice(s.conn, pending, s.deadline)
 	s.res.Splice = st

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -228,4 +229,47 @@ func TestRestartKeepsState(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	g.WaitLog(regexp.MustCompile(`expired entries removed`), 15*time.Second)
+}
+
+// SIGTERM drains: an idle grey session is told 421 at once, a spliced
+// session in the middle of a transaction finishes and its mail is
+// delivered, and then greypit exits.
+func TestGracefulDrain(t *testing.T) {
+	pf := backend(t, testenv.ModeProxy)
+	g := startGreypit(t, greypitOpts{backend: pf.Addr(), allow: []string{"127.0.0.5"}})
+
+	white := testenv.DialSMTP(t, "127.0.0.5:0", g.Addr)
+	white.Expect(220, "")
+	white.Expect(250, "EHLO client.example.org")
+	white.Expect(250, "MAIL FROM:<sender@example.org>")
+
+	grey := testenv.DialSMTP(t, "127.0.0.31:0", g.Addr)
+	grey.Expect(220, "")
+	grey.Expect(250, "EHLO client.example.org")
+
+	g.cmd.Process.Signal(syscall.SIGTERM)
+	grey.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if r := grey.ReadReply(); r.Code != 421 || !strings.Contains(r.Text(), "shutting down") {
+		t.Fatalf("idle grey session at SIGTERM: %s", r)
+	}
+	grey.Close()
+
+	white.Expect(250, "RCPT TO:<lena@example.test>")
+	white.Expect(354, "DATA")
+	white.Write([]byte("Subject: in flight\r\n\r\nsent during the drain\r\n.\r\n"))
+	if r := white.ReadReply(); r.Code != 250 {
+		t.Fatalf("end of data during the drain: %s", r)
+	}
+	white.Expect(221, "QUIT")
+	white.Close()
+	select {
+	case <-g.done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("greypit still running 20s after its last session ended:\n%s", g.Log())
+	}
+	msgs := pf.WaitMessages(t, 1, 20*time.Second)
+	if msgs[0].Subject != "in flight" {
+		t.Errorf("subject %q", msgs[0].Subject)
+	}
+	g.WaitLog(regexpMust(`msg=stopped`), 5*time.Second)
 }
