@@ -42,7 +42,7 @@ func TestLoadFile(t *testing.T) {
 [smtp]
 listen = "127.0.0.1:2525"
 max_sessions = 10
-proxy_protocol = true
+greet_wait = "0s"
 
 [greylist]
 pass_delay = "5m"
@@ -61,7 +61,7 @@ socket = "/run/greypit.sock"
 	want := Default()
 	want.SMTP.Listen = StringList{"127.0.0.1:2525"}
 	want.SMTP.MaxSessions = 10
-	want.SMTP.ProxyProtocol = true
+	want.SMTP.GreetWait = Duration{}
 	want.Greylist.PassDelay = Duration{5 * time.Minute}
 	want.Greylist.WhiteTTL = Duration{7 * 24 * time.Hour}
 	want.Lists.Allow = StringList{"/etc/greypit/allow", "/etc/greypit/allow.local"}
@@ -288,6 +288,7 @@ func TestValidate(t *testing.T) {
 		{"hostname crlf", func(c *Config) { c.SMTP.Hostname = "mx\r\n250 x" }, "smtp.hostname: "},
 		{"greet_wait", func(c *Config) { c.SMTP.GreetWait = Duration{-time.Second} }, "smtp.greet_wait: must be >= 0"},
 		{"drain_timeout", func(c *Config) { c.SMTP.DrainTimeout = Duration{} }, "smtp.drain_timeout: must be > 0"},
+		{"proxy_protocol", func(c *Config) { c.SMTP.ProxyProtocol = true }, "smtp.proxy_protocol: not supported yet"},
 		{"command_timeout", func(c *Config) { c.SMTP.CommandTimeout = Duration{-1} }, "smtp.command_timeout: must be > 0"},
 		{"session_timeout", func(c *Config) { c.SMTP.SessionTimeout = Duration{} }, "smtp.session_timeout: must be > 0"},
 		{"data_timeout", func(c *Config) { c.SMTP.DataTimeout = Duration{} }, "smtp.data_timeout: must be > 0"},
