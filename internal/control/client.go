@@ -109,6 +109,7 @@ func (c *Client) Why(ctx context.Context, addr string) (Why, error) {
 // Dump implements Ops.
 func (c *Client) Dump(ctx context.Context, w io.Writer) error {
 	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // the same bytes as store.Dump
 	_, err := c.do(ctx, request{Op: "dump"}, nil, func(r response) error {
 		if r.Entry == nil {
 			return errors.New("control: unexpected answer")

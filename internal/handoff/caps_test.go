@@ -23,16 +23,18 @@ func TestCapabilitiesProbe(t *testing.T) {
 		want    []string
 	}{
 		{"backend smaller", all, 10 << 20,
-			[]string{"PIPELINING", "SIZE 1000000", "8BITMIME", "ENHANCEDSTATUSCODES", "DSN"}},
+			[]string{"PIPELINING", "SIZE 1000000", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "DSN"}},
 		{"ours smaller", all, 500,
-			[]string{"PIPELINING", "SIZE 500", "8BITMIME", "ENHANCEDSTATUSCODES", "DSN"}},
+			[]string{"PIPELINING", "SIZE 500", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "DSN"}},
 		{"backend SIZE without limit", []string{"SIZE", "PIPELINING"}, 4096,
 			[]string{"PIPELINING", "SIZE 4096"}},
 		{"backend SIZE 0 means no limit", []string{"SIZE 0"}, 4096, []string{"SIZE 4096"}},
 		{"backend SIZE garbage", []string{"SIZE lots"}, 4096, []string{"SIZE 4096"}},
 		{"no SIZE at backend", []string{"PIPELINING", "8BITMIME"}, 4096, []string{"PIPELINING", "8BITMIME"}},
 		{"lower-case keywords", []string{"pipelining", "size 2000"}, 4096, []string{"PIPELINING", "SIZE 2000"}},
-		{"nothing safe", []string{"CHUNKING", "SMTPUTF8", "STARTTLS"}, 4096, nil},
+		// Offered in greypit's own order, not the backend's.
+		{"our order", []string{"DSN", "SMTPUTF8", "8BITMIME", "PIPELINING"}, 4096, []string{"PIPELINING", "8BITMIME", "SMTPUTF8", "DSN"}},
+		{"nothing safe", []string{"CHUNKING", "STARTTLS", "AUTH PLAIN", "BINARYMIME"}, 4096, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -238,6 +238,7 @@ type Stats struct {
 // finished or deadline passes; both connections are closed on return.
 func (bc *Conn) Splice(client net.Conn, pending []byte, deadline time.Time) (Stats, error) {
 	// Anything the backend sent beyond its last reply belongs to the client.
+	var early int64
 	if n := bc.br.Buffered(); n > 0 {
 		b, _ := bc.br.Peek(n)
 		if _, err := client.Write(b); err != nil {
@@ -245,8 +246,11 @@ func (bc *Conn) Splice(client net.Conn, pending []byte, deadline time.Time) (Sta
 			client.Close()
 			return Stats{}, err
 		}
+		early = int64(n)
 	}
-	return splice(client, bc.c, pending, deadline)
+	st, err := splice(client, bc.c, pending, deadline)
+	st.ToClient += early
+	return st, err
 }
 
 // Splice connects a white client to the backend from its first byte.
@@ -284,11 +288,10 @@ func (d *Dialer) Splice(ctx context.Context, client net.Conn, cl Client, deadlin
 // closed, so SMTP's QUIT/221/close sequence runs as if directly connected.
 func splice(client net.Conn, backend *net.TCPConn, pending []byte, deadline time.Time) (Stats, error) {
 	var st Stats
-	if !deadline.IsZero() {
-		client.SetDeadline(deadline)
-		backend.SetDeadline(deadline)
-	}
-	client.SetReadDeadline(deadline)
+	// Always set, so a zero deadline also clears the per-reply deadlines
+	// left from the setup.
+	client.SetDeadline(deadline)
+	backend.SetDeadline(deadline)
 	if len(pending) > 0 {
 		n, err := backend.Write(pending)
 		st.ToBackend += int64(n)

@@ -304,14 +304,17 @@ func TestCmdTimeout(t *testing.T) {
 			return ""
 		}
 	})
-	d := dialer(m.addr, Plain)
-	d.ReplyTimeout = 100 * time.Millisecond
-	bc, err := d.Open(context.Background(), clientV4)
+	bc, err := dialer(m.addr, Plain).Open(context.Background(), clientV4)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
 	defer bc.Close()
+	bc.timeout = 100 * time.Millisecond // as if Open had ReplyTimeout 100ms
+	start := time.Now()
 	_, _, err = bc.Cmd("MAIL FROM:<a@example.com>")
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("Cmd took %v", el)
+	}
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("Cmd error = %v, want deadline exceeded", err)
 	}
@@ -532,18 +535,26 @@ func TestSpliceZeroDeadlineOutlivesReplyTimeout(t *testing.T) {
 			return err
 		}
 		io.WriteString(c, "250 backend.test\r\n")
+		if err := expectLine(br, "RSET"); err != nil {
+			return err
+		}
+		io.WriteString(c, "250 2.0.0 Ok\r\n")
 		if err := expectLine(br, "NOOP"); err != nil {
 			return err
 		}
 		_, err := io.WriteString(c, "250 2.0.0 Ok\r\n")
 		return err
 	})
-	d := dialer(addr, ProxyV2)
-	d.Mode = Plain
-	d.ReplyTimeout = 50 * time.Millisecond
-	bc, err := d.Open(context.Background(), clientV4)
+	const replyTimeout = 50 * time.Millisecond
+	bc, err := dialer(addr, Plain).Open(context.Background(), clientV4)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
+	}
+	// The last command before the splice leaves a per-reply deadline of
+	// replyTimeout on the backend connection.
+	bc.timeout = replyTimeout
+	if r, _, err := bc.Cmd("RSET"); err != nil || r.Code != 250 {
+		t.Fatalf("RSET = %+v, %v", r, err)
 	}
 	client, server := tcpPair(t)
 	sp := make(chan error, 1)
@@ -553,7 +564,7 @@ func TestSpliceZeroDeadlineOutlivesReplyTimeout(t *testing.T) {
 	}()
 	// Not synchronisation: the condition under test is that time passes
 	// beyond the setup's ReplyTimeout.
-	<-time.After(4 * d.ReplyTimeout)
+	<-time.After(4 * replyTimeout)
 	io.WriteString(client, "NOOP\r\n")
 	client.SetReadDeadline(time.Now().Add(10 * time.Second))
 	got, err := io.ReadAll(client)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -745,6 +746,26 @@ func (p *Postfix) Queue() string {
 		p.t.Fatalf("testenv: postqueue -p: %v\n%s", err, out)
 	}
 	return out
+}
+
+// QueueIDs returns the ids of the messages in the instance's queues
+// (incoming, active, deferred, hold), from `postqueue -j`.
+func (p *Postfix) QueueIDs() []string {
+	p.t.Helper()
+	out, err := p.run(p.postqueueBin, "-j")
+	if err != nil {
+		p.t.Fatalf("testenv: postqueue -j: %v\n%s", err, out)
+	}
+	var ids []string
+	for _, l := range strings.Split(out, "\n") {
+		var m struct {
+			ID string `json:"queue_id"`
+		}
+		if json.Unmarshal([]byte(l), &m) == nil && m.ID != "" {
+			ids = append(ids, m.ID)
+		}
+	}
+	return ids
 }
 
 // QueueEmpty reports whether the instance's queue is empty.
