@@ -3,10 +3,10 @@ package greylist
 import (
 	"context"
 	"errors"
+	"github.com/greypit/greypit/internal/testenv"
 	"net/netip"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -133,24 +133,6 @@ func TestKey(t *testing.T) {
 	}
 }
 
-// clock is a controlled time source for Greylister.Now.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 var params = store.GreyParams{
 	PassDelay:   5 * time.Minute,
 	RetryWindow: 4 * time.Hour,
@@ -169,7 +151,7 @@ func newBolt(t *testing.T) *store.Bolt {
 
 func TestCheckNewEarlyPass(t *testing.T) {
 	ctx := context.Background()
-	c := &clock{now: time.Now().Truncate(time.Second)}
+	c := testenv.NewClock(time.Now().Truncate(time.Second))
 	start := c.Now()
 	g := &Greylister{Store: newBolt(t), Params: params, PrefixV4: 24, PrefixV6: 64, Now: c.Now}
 	client := netip.MustParseAddr("192.0.2.10")
@@ -229,7 +211,7 @@ func TestCheckNewEarlyPass(t *testing.T) {
 
 func TestCheckRetryWindowExpires(t *testing.T) {
 	ctx := context.Background()
-	c := &clock{now: time.Now().Truncate(time.Second)}
+	c := testenv.NewClock(time.Now().Truncate(time.Second))
 	g := &Greylister{Store: newBolt(t), Params: params, PrefixV4: 24, PrefixV6: 64, Now: c.Now}
 	client := netip.MustParseAddr("2001:db8::1")
 	if d, err := g.Check(ctx, client, "a@example.com", "b@example.com"); err != nil || d.Outcome != store.GreyNew {

@@ -2,6 +2,7 @@ package handoff
 
 import (
 	"context"
+	"github.com/greypit/greypit/internal/testenv"
 	"slices"
 	"testing"
 )
@@ -38,15 +39,15 @@ func TestCapabilitiesProbe(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := newFakeMTA(t, true, func(m *fakeMTA) { m.ext = tt.ext })
+			m := testenv.NewFakeMTA(t, true, func(m *testenv.FakeMTA) { m.Ext = tt.ext })
 			c := &Capabilities{MaxSize: tt.maxSize}
-			if err := c.Probe(context.Background(), dialer(m.addr, ProxyV2)); err != nil {
+			if err := c.Probe(context.Background(), dialer(m.Addr, ProxyV2)); err != nil {
 				t.Fatalf("Probe: %v", err)
 			}
 			if got := c.Lines(); !slices.Equal(got, tt.want) {
 				t.Errorf("Lines() = %q, want %q", got, tt.want)
 			}
-			mc := m.next(t)
+			mc := m.Next(t)
 			// greypit's own name, and a polite goodbye.
 			if want := []string{"EHLO greypit.test", "QUIT"}; !slices.Equal(mc.Lines, want) {
 				t.Errorf("backend got %q, want %q", mc.Lines, want)
@@ -56,16 +57,16 @@ func TestCapabilitiesProbe(t *testing.T) {
 }
 
 func TestCapabilitiesProbeFailureKeepsPrevious(t *testing.T) {
-	m := newFakeMTA(t, false, func(m *fakeMTA) { m.ext = []string{"PIPELINING", "SIZE 1000", "DSN"} })
+	m := testenv.NewFakeMTA(t, false, func(m *testenv.FakeMTA) { m.Ext = []string{"PIPELINING", "SIZE 1000", "DSN"} })
 	c := &Capabilities{MaxSize: 4096}
-	if err := c.Probe(context.Background(), dialer(m.addr, Plain)); err != nil {
+	if err := c.Probe(context.Background(), dialer(m.Addr, Plain)); err != nil {
 		t.Fatalf("Probe: %v", err)
 	}
 	want := []string{"PIPELINING", "SIZE 1000", "DSN"}
 	if got := c.Lines(); !slices.Equal(got, want) {
 		t.Fatalf("Lines() = %q, want %q", got, want)
 	}
-	if err := c.Probe(context.Background(), dialer(closedPort(t), Plain)); err == nil {
+	if err := c.Probe(context.Background(), dialer(testenv.ClosedPort(t), Plain)); err == nil {
 		t.Fatal("Probe of a dead backend succeeded")
 	}
 	if got := c.Lines(); !slices.Equal(got, want) {

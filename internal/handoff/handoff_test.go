@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"github.com/greypit/greypit/internal/testenv"
 	"io"
 	"net"
 	"net/netip"
@@ -99,10 +100,10 @@ func dialer(addr string, mode Mode) *Dialer {
 }
 
 func TestOpenProxyV2(t *testing.T) {
-	m := newFakeMTA(t, true, func(m *fakeMTA) {
-		m.ext = []string{"PIPELINING", "size 1000000", "8bitmime", "AUTH PLAIN LOGIN"}
+	m := testenv.NewFakeMTA(t, true, func(m *testenv.FakeMTA) {
+		m.Ext = []string{"PIPELINING", "size 1000000", "8bitmime", "AUTH PLAIN LOGIN"}
 	})
-	bc, err := dialer(m.addr, ProxyV2).Open(context.Background(), clientV4)
+	bc, err := dialer(m.Addr, ProxyV2).Open(context.Background(), clientV4)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -121,7 +122,7 @@ func TestOpenProxyV2(t *testing.T) {
 	}
 	bc.Quit()
 
-	mc := m.next(t)
+	mc := m.Next(t)
 	if mc.Err != nil {
 		t.Errorf("backend: %v", mc.Err)
 	}
@@ -138,13 +139,13 @@ func TestOpenProxyV2(t *testing.T) {
 func TestOpenXClient(t *testing.T) {
 	for _, cl := range []Client{clientV4, clientV6} {
 		t.Run(cl.Addr.String(), func(t *testing.T) {
-			m := newFakeMTA(t, false)
-			bc, err := dialer(m.addr, XClient).Open(context.Background(), cl)
+			m := testenv.NewFakeMTA(t, false)
+			bc, err := dialer(m.Addr, XClient).Open(context.Background(), cl)
 			if err != nil {
 				t.Fatalf("Open: %v", err)
 			}
 			bc.Quit()
-			mc := m.next(t)
+			mc := m.Next(t)
 			want := []string{"EHLO greypit.test", XClientCommand(cl), "EHLO " + cl.Helo, "QUIT"}
 			if !slices.Equal(mc.Lines, want) {
 				t.Errorf("backend got\n%q\nwant\n%q", mc.Lines, want)
@@ -157,9 +158,9 @@ func TestOpenXClient(t *testing.T) {
 }
 
 func TestOpenPlainHELO(t *testing.T) {
-	m := newFakeMTA(t, false)
+	m := testenv.NewFakeMTA(t, false)
 	cl := Client{Addr: clientV4.Addr, Local: clientV4.Local, Helo: "old.example"}
-	bc, err := dialer(m.addr, Plain).Open(context.Background(), cl)
+	bc, err := dialer(m.Addr, Plain).Open(context.Background(), cl)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -168,7 +169,7 @@ func TestOpenPlainHELO(t *testing.T) {
 	}
 	bc.Quit()
 	// No PROXY header: the very first bytes are the HELO command.
-	mc := m.next(t)
+	mc := m.Next(t)
 	if want := []string{"HELO old.example", "QUIT"}; !slices.Equal(mc.Lines, want) {
 		t.Errorf("backend got %q, want %q", mc.Lines, want)
 	}
@@ -184,7 +185,7 @@ func asError(t *testing.T, err error) *Error {
 }
 
 func TestOpenRefused(t *testing.T) {
-	_, err := dialer(closedPort(t), ProxyV2).Open(context.Background(), clientV4)
+	_, err := dialer(testenv.ClosedPort(t), ProxyV2).Open(context.Background(), clientV4)
 	he := asError(t, err)
 	if he.Step != "connect" || he.Reply.Code != 0 || !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("error = %#v (%v), want step connect wrapping ECONNREFUSED", he, err)
@@ -230,13 +231,13 @@ func TestOpenReplyErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := newFakeMTA(t, tt.mode == ProxyV2, func(m *fakeMTA) {
+			m := testenv.NewFakeMTA(t, tt.mode == ProxyV2, func(m *testenv.FakeMTA) {
 				if tt.greeting != "" {
-					m.greeting = tt.greeting
+					m.Greeting = tt.greeting
 				}
-				m.reply = tt.reply
+				m.Reply = tt.reply
 			})
-			bc, err := dialer(m.addr, tt.mode).Open(context.Background(), clientV4)
+			bc, err := dialer(m.Addr, tt.mode).Open(context.Background(), clientV4)
 			if err == nil {
 				bc.Close()
 				t.Fatal("Open succeeded")
@@ -250,7 +251,7 @@ func TestOpenReplyErrors(t *testing.T) {
 			}
 			// Open closed the connection: the backend sees a clean EOF
 			// well before its own 10 s deadline.
-			if mc := m.next(t); mc.Err != nil {
+			if mc := m.Next(t); mc.Err != nil {
 				t.Errorf("backend: %v", mc.Err)
 			}
 		})
@@ -258,9 +259,9 @@ func TestOpenReplyErrors(t *testing.T) {
 }
 
 func TestOpenGreetingEOF(t *testing.T) {
-	m := newFakeMTA(t, false)
-	m.drop.Store(1)
-	_, err := dialer(m.addr, Plain).Open(context.Background(), clientV4)
+	m := testenv.NewFakeMTA(t, false)
+	m.Drop.Store(1)
+	_, err := dialer(m.Addr, Plain).Open(context.Background(), clientV4)
 	he := asError(t, err)
 	if he.Step != "greeting" || he.Reply.Code != 0 || he.Err == nil {
 		t.Errorf("error = %#v, want step greeting with a transport error", he)
@@ -296,15 +297,15 @@ func TestOpenGreetingTimeout(t *testing.T) {
 }
 
 func TestCmdTimeout(t *testing.T) {
-	m := newFakeMTA(t, false, func(m *fakeMTA) {
-		m.reply = func(v, _ string) string {
+	m := testenv.NewFakeMTA(t, false, func(m *testenv.FakeMTA) {
+		m.Reply = func(v, _ string) string {
 			if v == "MAIL" {
 				return "-" // never answer
 			}
 			return ""
 		}
 	})
-	bc, err := dialer(m.addr, Plain).Open(context.Background(), clientV4)
+	bc, err := dialer(m.Addr, Plain).Open(context.Background(), clientV4)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -579,12 +580,12 @@ func TestSpliceZeroDeadlineOutlivesReplyTimeout(t *testing.T) {
 // A white host in proxy-v2 mode: the backend learns the address first and
 // its greeting is the client's greeting.
 func TestDialerSpliceProxyV2(t *testing.T) {
-	m := newFakeMTA(t, true)
+	m := testenv.NewFakeMTA(t, true)
 	client, server := tcpPair(t)
 	cl := Client{Addr: netip.MustParseAddrPort("192.0.2.7:5555"), Local: netip.MustParseAddrPort("198.51.100.2:25")}
 	sp := make(chan error, 1)
 	go func() {
-		_, err := dialer(m.addr, ProxyV2).Splice(context.Background(), server, cl, time.Now().Add(10*time.Second))
+		_, err := dialer(m.Addr, ProxyV2).Splice(context.Background(), server, cl, time.Now().Add(10*time.Second))
 		sp <- err
 	}()
 	br := bufio.NewReader(client)
@@ -599,7 +600,7 @@ func TestDialerSpliceProxyV2(t *testing.T) {
 	}
 	client.Close()
 	wait(t, sp, "Splice")
-	mc := m.next(t)
+	mc := m.Next(t)
 	if h := decodeProxyV2(t, mc.Proxy); h.src != cl.Addr || h.dst != cl.Local {
 		t.Errorf("PROXY src, dst = %s, %s", h.src, h.dst)
 	}
@@ -611,12 +612,12 @@ func TestDialerSpliceProxyV2(t *testing.T) {
 // A white host in XCLIENT mode: greypit consumes the first greeting, sends
 // XCLIENT, and the backend's fresh 220 becomes the client's greeting.
 func TestDialerSpliceXClient(t *testing.T) {
-	m := newFakeMTA(t, false)
+	m := testenv.NewFakeMTA(t, false)
 	client, server := tcpPair(t)
 	cl := Client{Addr: netip.MustParseAddrPort("192.0.2.7:5555"), Local: netip.MustParseAddrPort("198.51.100.2:25")}
 	sp := make(chan error, 1)
 	go func() {
-		_, err := dialer(m.addr, XClient).Splice(context.Background(), server, cl, time.Now().Add(10*time.Second))
+		_, err := dialer(m.Addr, XClient).Splice(context.Background(), server, cl, time.Now().Add(10*time.Second))
 		sp <- err
 	}()
 	io.WriteString(client, "QUIT\r\n")
@@ -630,7 +631,7 @@ func TestDialerSpliceXClient(t *testing.T) {
 	}
 	client.Close()
 	wait(t, sp, "Splice")
-	mc := m.next(t)
+	mc := m.Next(t)
 	want := []string{"EHLO greypit.test", "XCLIENT ADDR=192.0.2.7 PORT=5555", "QUIT"}
 	if !slices.Equal(mc.Lines, want) {
 		t.Errorf("backend got %q, want %q", mc.Lines, want)
@@ -638,8 +639,8 @@ func TestDialerSpliceXClient(t *testing.T) {
 }
 
 func TestDialerSpliceXClientRefused(t *testing.T) {
-	m := newFakeMTA(t, false, func(m *fakeMTA) {
-		m.reply = func(v, _ string) string {
+	m := testenv.NewFakeMTA(t, false, func(m *testenv.FakeMTA) {
+		m.Reply = func(v, _ string) string {
 			if v == "XCLIENT" {
 				return "550 5.7.0 Insufficient authorization\r\n"
 			}
@@ -647,7 +648,7 @@ func TestDialerSpliceXClientRefused(t *testing.T) {
 		}
 	})
 	_, server := tcpPair(t)
-	_, err := dialer(m.addr, XClient).Splice(context.Background(), server, clientV4, time.Now().Add(10*time.Second))
+	_, err := dialer(m.Addr, XClient).Splice(context.Background(), server, clientV4, time.Now().Add(10*time.Second))
 	if he := asError(t, err); he.Step != "XCLIENT" || he.Reply.Code != 550 {
 		t.Errorf("error = %v", err)
 	}
@@ -655,7 +656,7 @@ func TestDialerSpliceXClientRefused(t *testing.T) {
 
 func TestDialerSpliceRefused(t *testing.T) {
 	_, server := tcpPair(t)
-	_, err := dialer(closedPort(t), ProxyV2).Splice(context.Background(), server, clientV4, time.Now().Add(10*time.Second))
+	_, err := dialer(testenv.ClosedPort(t), ProxyV2).Splice(context.Background(), server, clientV4, time.Now().Add(10*time.Second))
 	if he := asError(t, err); he.Step != "connect" {
 		t.Errorf("error = %v, want step connect", err)
 	}

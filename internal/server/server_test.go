@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"github.com/greypit/greypit/internal/testenv"
 	"io"
 	"log/slog"
 	"math/big"
@@ -18,7 +19,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,28 +34,11 @@ import (
 
 const hostname = "mx.greypit.test"
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 type fixture struct {
 	srv    *server.Server
 	store  *store.Bolt
-	clock  *clock
-	mta    *fakeMTA
+	clock  *testenv.Clock
+	mta    *testenv.FakeMTA
 	ln     net.Listener
 	cancel context.CancelFunc
 	served chan error
@@ -95,11 +78,11 @@ func newFixture(t *testing.T, cfg config) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	f := &fixture{store: st, clock: &clock{now: time.Now().Truncate(time.Second)}}
+	f := &fixture{store: st, clock: testenv.NewClock(time.Now().Truncate(time.Second))}
 	dialer := &handoff.Dialer{Address: "127.0.0.1:1", Mode: handoff.ProxyV2, ConnectTimeout: 5 * time.Second, ReplyTimeout: 5 * time.Second, Hostname: "greypit.test"}
 	if cfg.proxyMTA {
-		f.mta = newFakeMTA(t, true)
-		dialer.Address = f.mta.addr
+		f.mta = testenv.NewFakeMTA(t, true)
+		dialer.Address = f.mta.Addr
 	} else {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -342,7 +325,7 @@ func TestWhiteSplice(t *testing.T) {
 	c.cmd("EHLO client.example", 250, "", "backend.test")
 	c.cmd("QUIT", 221, "", "Bye")
 	c.expectEOF()
-	mc := f.mta.next(t)
+	mc := f.mta.Next(t)
 	if len(mc.Proxy) != 28 {
 		t.Fatalf("PROXY header % x", mc.Proxy)
 	}
@@ -373,7 +356,7 @@ func TestGreyPassBecomesWhite(t *testing.T) {
 	c.cmd("QUIT", 221, "", "Bye")
 	c.expectEOF()
 	c.c.Close()
-	if mc := f.mta.next(t); !slices.Equal(mc.Lines, []string{"EHLO client.example", "MAIL FROM:<a@example.com>", "RCPT TO:<b@example.com>", "QUIT"}) {
+	if mc := f.mta.Next(t); !slices.Equal(mc.Lines, []string{"EHLO client.example", "MAIL FROM:<a@example.com>", "RCPT TO:<b@example.com>", "QUIT"}) {
 		t.Errorf("backend got %q", mc.Lines)
 	}
 	e, err := f.store.Get(context.Background(), store.White, "127.0.0.1")

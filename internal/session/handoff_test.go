@@ -3,6 +3,7 @@ package session_test
 import (
 	"crypto/tls"
 	"encoding/binary"
+	"github.com/greypit/greypit/internal/testenv"
 	"net"
 	"net/netip"
 	"slices"
@@ -38,8 +39,8 @@ func proxyAddrs(t *testing.T, hdr []byte) (src, dst netip.AddrPort) {
 // greypit had buffered; the client gets the backend's replies verbatim.
 func TestHandoffProxyV2Pipelined(t *testing.T) {
 	const rcptReply = "250-2.1.5 backend says hello\r\n250 2.1.5 <bob@rcpt.example> recipient ok\r\n"
-	h := newHarness(t, withMTA(true, func(m *fakeMTA) {
-		m.reply = func(verb, _ string) string {
+	h := newHarness(t, withMTA(true, func(m *testenv.FakeMTA) {
+		m.Reply = func(verb, _ string) string {
 			if verb == "RCPT" {
 				return rcptReply
 			}
@@ -76,7 +77,7 @@ func TestHandoffProxyV2Pipelined(t *testing.T) {
 		t.Errorf("whitelisted %s", a)
 	}
 
-	mc := h.mta.next(t)
+	mc := h.mta.Next(t)
 	if mc.Err != nil {
 		t.Errorf("backend: %v", mc.Err)
 	}
@@ -126,7 +127,7 @@ func TestHandoffXClientAfterSTARTTLS(t *testing.T) {
 		t.Errorf("result = %+v", res)
 	}
 	h.whitelisted(t)
-	mc := h.mta.next(t)
+	mc := h.mta.Next(t)
 	port := strconv.Itoa(int(c.c.LocalAddr().(*net.TCPAddr).Port))
 	want := []string{
 		"EHLO greypit.test",
@@ -158,7 +159,7 @@ func TestHandoffHELO(t *testing.T) {
 	c.cmd("QUIT", 221, "", "Bye")
 	c.close()
 	r.result(t)
-	if mc := h.mta.next(t); len(mc.Lines) == 0 || mc.Lines[0] != "HELO old.example" {
+	if mc := h.mta.Next(t); len(mc.Lines) == 0 || mc.Lines[0] != "HELO old.example" {
 		t.Errorf("backend got %q", mc.Lines)
 	}
 }
@@ -168,8 +169,8 @@ func TestHandoffHELO(t *testing.T) {
 // whitelisted.
 func TestHandoffBackendRefusesMail(t *testing.T) {
 	const refusal = "550 5.7.1 <alice@sender.example>: Sender address rejected: Access denied\r\n"
-	h := newHarness(t, withMTA(true, func(m *fakeMTA) {
-		m.reply = func(verb, _ string) string {
+	h := newHarness(t, withMTA(true, func(m *testenv.FakeMTA) {
+		m.Reply = func(verb, _ string) string {
 			if verb == "MAIL" {
 				return refusal
 			}
@@ -193,7 +194,7 @@ func TestHandoffBackendRefusesMail(t *testing.T) {
 		t.Errorf("result = %+v, want no hand-off and the backend's 550 as error", res)
 	}
 	h.notWhitelisted(t)
-	mc := h.mta.next(t)
+	mc := h.mta.Next(t)
 	if want := []string{"EHLO client.example", "MAIL FROM:<alice@sender.example>", "QUIT"}; !slices.Equal(mc.Lines, want) {
 		t.Errorf("backend got %q, want %q", mc.Lines, want)
 	}
@@ -203,8 +204,8 @@ func TestHandoffBackendRefusesMail(t *testing.T) {
 // now talks to the backend (it may try other recipients there).
 func TestHandoffBackendRefusesRcpt(t *testing.T) {
 	const refusal = "550 5.1.1 <bob@rcpt.example>: Recipient address rejected: User unknown\r\n"
-	h := newHarness(t, withMTA(true, func(m *fakeMTA) {
-		m.reply = func(verb, line string) string {
+	h := newHarness(t, withMTA(true, func(m *testenv.FakeMTA) {
+		m.Reply = func(verb, line string) string {
 			if verb == "RCPT" && strings.Contains(line, "bob@") {
 				return refusal
 			}
@@ -227,7 +228,7 @@ func TestHandoffBackendRefusesRcpt(t *testing.T) {
 		t.Errorf("result = %+v, want handoff with no accepted recipient recorded", res)
 	}
 	h.whitelisted(t)
-	mc := h.mta.next(t)
+	mc := h.mta.Next(t)
 	if want := []string{"EHLO client.example", "MAIL FROM:<alice@sender.example>", "RCPT TO:<bob@rcpt.example>", "RCPT TO:<carol@rcpt.example>", "QUIT"}; !slices.Equal(mc.Lines, want) {
 		t.Errorf("backend got %q, want %q", mc.Lines, want)
 	}
@@ -254,7 +255,7 @@ func TestHandoffBackendDown(t *testing.T) {
 // A backend that fails once (connection dropped before the greeting): the
 // client's next RCPT is handed off.
 func TestHandoffBackendRecovers(t *testing.T) {
-	h := newHarness(t, withMTA(true, func(m *fakeMTA) { m.drop.Store(1) }))
+	h := newHarness(t, withMTA(true, func(m *testenv.FakeMTA) { m.Drop.Store(1) }))
 	c, r := h.start()
 	c.expect(220, "", banner)
 	greylistOnce(t, h, c, "MAIL FROM:<alice@sender.example>", "RCPT TO:<bob@rcpt.example>")
@@ -267,7 +268,7 @@ func TestHandoffBackendRecovers(t *testing.T) {
 		t.Errorf("result = %+v, want handoff", res)
 	}
 	h.whitelisted(t)
-	mc := h.mta.next(t)
+	mc := h.mta.Next(t)
 	if want := []string{"EHLO client.example", "MAIL FROM:<alice@sender.example>", "RCPT TO:<bob@rcpt.example>", "QUIT"}; !slices.Equal(mc.Lines, want) {
 		t.Errorf("backend got %q, want %q", mc.Lines, want)
 	}
@@ -315,7 +316,7 @@ func TestShutdownAfterHandoffLetsMailFinish(t *testing.T) {
 	if res := r.result(t); res.Outcome != "handoff" {
 		t.Errorf("outcome %q, want handoff", res.Outcome)
 	}
-	if mc := h.mta.next(t); len(mc.Data) != 1 {
+	if mc := h.mta.Next(t); len(mc.Data) != 1 {
 		t.Errorf("backend got messages %q", mc.Data)
 	}
 }
@@ -323,8 +324,8 @@ func TestShutdownAfterHandoffLetsMailFinish(t *testing.T) {
 // Until the backend answers, the client hears nothing that looks like
 // success: a backend that never answers RCPT costs a 451, not a 250.
 func TestHandoffBackendSilent(t *testing.T) {
-	h := newHarness(t, withMTA(true, func(m *fakeMTA) {
-		m.reply = func(verb, _ string) string {
+	h := newHarness(t, withMTA(true, func(m *testenv.FakeMTA) {
+		m.Reply = func(verb, _ string) string {
 			if verb == "RCPT" {
 				return "-"
 			}
@@ -336,7 +337,7 @@ func TestHandoffBackendSilent(t *testing.T) {
 	greylistOnce(t, h, c, "MAIL FROM:<a@example.com>", "RCPT TO:<b@example.com>")
 	c.cmd("RCPT TO:<b@example.com>", 451, "4.4.1", "")
 	c.cmd("QUIT", 221, "", hostname)
-	if mc := h.mta.next(t); !slices.Contains(mc.Lines, "RCPT TO:<b@example.com>") {
+	if mc := h.mta.Next(t); !slices.Contains(mc.Lines, "RCPT TO:<b@example.com>") {
 		t.Errorf("backend got %q", mc.Lines)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"github.com/greypit/greypit/internal/testenv"
 	"io"
 	"log/slog"
 	"math/big"
@@ -31,34 +32,16 @@ import (
 
 const hostname = "mx.greypit.test"
 
-// clock is a controlled time source for the greylister.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // harness runs sessions on loopback connections against a real bolt store
 // and a fake backend.
 type harness struct {
 	t      *testing.T
 	cfg    session.Config
-	clock  *clock
+	clock  *testenv.Clock
 	store  *store.Bolt
 	grey   *greylist.Greylister
 	dialer *handoff.Dialer
-	mta    *fakeMTA // nil when the dialer points elsewhere
+	mta    *testenv.FakeMTA // nil when the dialer points elsewhere
 	white  chan netip.Addr
 	wrap   bool // record the session's writes (see recConn)
 
@@ -69,10 +52,10 @@ type harness struct {
 
 type option func(*harness)
 
-func withMTA(proxy bool, opts ...func(*fakeMTA)) option {
+func withMTA(proxy bool, opts ...func(*testenv.FakeMTA)) option {
 	return func(h *harness) {
-		h.mta = newFakeMTA(h.t, proxy, opts...)
-		h.dialer.Address = h.mta.addr
+		h.mta = testenv.NewFakeMTA(h.t, proxy, opts...)
+		h.dialer.Address = h.mta.Addr
 		if proxy {
 			h.dialer.Mode = handoff.ProxyV2
 		} else {
@@ -88,7 +71,7 @@ func newHarness(t *testing.T, opts ...option) *harness {
 		t.Fatalf("OpenBolt: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	c := &clock{now: time.Now().Truncate(time.Second)}
+	c := testenv.NewClock(time.Now().Truncate(time.Second))
 	h := &harness{
 		t: t,
 		cfg: session.Config{
@@ -115,7 +98,7 @@ func newHarness(t *testing.T, opts ...option) *harness {
 			Now: c.Now,
 		},
 		dialer: &handoff.Dialer{
-			Address:        closedPort(t),
+			Address:        testenv.ClosedPort(t),
 			Mode:           handoff.ProxyV2,
 			ConnectTimeout: 5 * time.Second,
 			ReplyTimeout:   5 * time.Second,

@@ -1,7 +1,4 @@
-// A copy of internal/handoff/fake_test.go: test helpers cannot be shared
-// between packages without a non-test package.
-
-package session_test
+package testenv
 
 import (
 	"bufio"
@@ -18,49 +15,49 @@ import (
 	"time"
 )
 
-// fakeMTA is a scripted backend SMTP server on 127.0.0.1. Each connection
+// FakeMTA is a scripted backend SMTP server on 127.0.0.1. Each connection
 // is served in its own goroutine; its transcript is sent on done when the
 // connection ends. Cleanup closes the listener and waits for every
 // connection goroutine.
-type fakeMTA struct {
-	t     *testing.T
+type FakeMTA struct {
+	t     testing.TB
 	ln    net.Listener
-	addr  string
-	proxy bool // expect a PROXY v2 header before anything else
-	// greeting is the first reply; default "220 backend.test ESMTP fake".
-	greeting string
-	// ext are the EHLO keyword lines after the host name line.
-	ext []string
-	// reply, if set, may override the reply to a command line: return the
+	Addr  string // host:port it listens on
+	proxy bool   // expect a PROXY v2 header before anything else
+	// Greeting is the first reply; default "220 backend.test ESMTP fake".
+	Greeting string
+	// Ext are the EHLO keyword lines after the host name line.
+	Ext []string
+	// Reply, if set, may override the reply to a command line: return the
 	// raw reply bytes (with CRLF), "-" to send nothing, or "" for the
 	// default. verb is upper-cased; "." is the end of message data.
-	reply func(verb, line string) string
-	// drop closes this many of the next connections right after accept.
-	drop atomic.Int32
-	done chan *mtaConn
+	Reply func(verb, line string) string
+	// Drop closes this many of the next connections right after accept.
+	Drop atomic.Int32
+	done chan *MTAConn
 	wg   sync.WaitGroup
 }
 
-// mtaConn is the transcript of one backend connection.
-type mtaConn struct {
+// MTAConn is the transcript of one backend connection.
+type MTAConn struct {
 	Proxy []byte   // the PROXY v2 header as received
 	Lines []string // command lines in order, without CRLF
 	Data  []string // message texts (without the final dot line)
 	Err   error    // what ended the connection other than EOF or QUIT
 }
 
-// newFakeMTA starts a fake backend; opts configure it before it accepts.
-func newFakeMTA(t *testing.T, proxy bool, opts ...func(*fakeMTA)) *fakeMTA {
+// NewFakeMTA starts a fake backend; opts configure it before it accepts.
+func NewFakeMTA(t testing.TB, proxy bool, opts ...func(*FakeMTA)) *FakeMTA {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	m := &fakeMTA{
-		t: t, ln: ln, addr: ln.Addr().String(), proxy: proxy,
-		greeting: "220 backend.test ESMTP fake",
-		ext:      []string{"PIPELINING", "SIZE 1000000", "8BITMIME", "ENHANCEDSTATUSCODES"},
-		done:     make(chan *mtaConn, 32),
+	m := &FakeMTA{
+		t: t, ln: ln, Addr: ln.Addr().String(), proxy: proxy,
+		Greeting: "220 backend.test ESMTP fake",
+		Ext:      []string{"PIPELINING", "SIZE 1000000", "8BITMIME", "ENHANCEDSTATUSCODES"},
+		done:     make(chan *MTAConn, 32),
 	}
 	for _, o := range opts {
 		o(m)
@@ -74,15 +71,15 @@ func newFakeMTA(t *testing.T, proxy bool, opts ...func(*fakeMTA)) *fakeMTA {
 	return m
 }
 
-func (m *fakeMTA) accept() {
+func (m *FakeMTA) accept() {
 	defer m.wg.Done()
 	for {
 		c, err := m.ln.Accept()
 		if err != nil {
 			return
 		}
-		if m.drop.Load() > 0 {
-			m.drop.Add(-1)
+		if m.Drop.Load() > 0 {
+			m.Drop.Add(-1)
 			c.Close()
 			continue
 		}
@@ -97,7 +94,7 @@ func (m *fakeMTA) accept() {
 }
 
 // next waits for the next finished connection.
-func (m *fakeMTA) next(t *testing.T) *mtaConn {
+func (m *FakeMTA) Next(t testing.TB) *MTAConn {
 	t.Helper()
 	select {
 	case mc := <-m.done:
@@ -108,10 +105,10 @@ func (m *fakeMTA) next(t *testing.T) *mtaConn {
 	}
 }
 
-func (m *fakeMTA) defaultReply(verb string) string {
+func (m *FakeMTA) defaultReply(verb string) string {
 	switch verb {
 	case "EHLO":
-		lines := append([]string{"backend.test"}, m.ext...)
+		lines := append([]string{"backend.test"}, m.Ext...)
 		var b strings.Builder
 		for i, l := range lines {
 			sep := "-"
@@ -141,10 +138,10 @@ func (m *fakeMTA) defaultReply(verb string) string {
 	return "502 5.5.2 Error: command not recognized\r\n"
 }
 
-func (m *fakeMTA) answer(c net.Conn, verb, line string) (string, error) {
+func (m *FakeMTA) answer(c net.Conn, verb, line string) (string, error) {
 	r := ""
-	if m.reply != nil {
-		r = m.reply(verb, line)
+	if m.Reply != nil {
+		r = m.Reply(verb, line)
 	}
 	if r == "" {
 		r = m.defaultReply(verb)
@@ -156,8 +153,8 @@ func (m *fakeMTA) answer(c net.Conn, verb, line string) (string, error) {
 	return r, err
 }
 
-func (m *fakeMTA) serve(c net.Conn) *mtaConn {
-	mc := &mtaConn{}
+func (m *FakeMTA) serve(c net.Conn) *MTAConn {
+	mc := &MTAConn{}
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(c)
 	if m.proxy {
@@ -168,7 +165,7 @@ func (m *fakeMTA) serve(c net.Conn) *mtaConn {
 			return mc
 		}
 	}
-	if _, err := io.WriteString(c, m.greeting+"\r\n"); err != nil {
+	if _, err := io.WriteString(c, m.Greeting+"\r\n"); err != nil {
 		mc.Err = err
 		return mc
 	}
@@ -231,8 +228,8 @@ func readProxyV2(br *bufio.Reader) ([]byte, error) {
 	return append(h, rest...), nil
 }
 
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
+// ClosedPort returns a loopback address nothing listens on.
+func ClosedPort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
