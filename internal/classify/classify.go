@@ -62,42 +62,42 @@ func (c *Classifier) Classify(ctx context.Context, addr netip.Addr) (Decision, e
 	if src, ok := c.Lists.Allow().Lookup(addr); ok {
 		return Decision{Path: White, Rule: "lists.allow " + where(src), List: &src}, nil
 	}
-	black, err := match(ctx, c.Store, store.Black, addr)
+	black, err := c.Store.Match(ctx, store.Black, addr)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return Decision{Path: Grey, Rule: "store unavailable"}, fmt.Errorf("classify: black lookup: %w", err)
+	}
+	if err == nil {
+		return Decision{Path: Black, Rule: "store black " + describe(&black), Reason: blackReason(&black), Entry: &black}, nil
+	}
+	// All covering white entries: a greylist-earned address entry must not
+	// hide an operator's white prefix around it.
+	whites, err := c.Store.MatchAll(ctx, store.White, addr)
 	if err != nil {
-		return Decision{Path: Grey, Rule: "store unavailable"}, err
+		return Decision{Path: Grey, Rule: "store unavailable"}, fmt.Errorf("classify: white lookup: %w", err)
 	}
-	if black != nil {
-		return Decision{Path: Black, Rule: "store black " + describe(black), Reason: blackReason(black), Entry: black}, nil
+	var manual, earned *store.Entry
+	for i := range whites {
+		switch e := &whites[i]; {
+		case e.Source == SourceGreylist && earned == nil:
+			earned = e
+		case e.Source != SourceGreylist && manual == nil:
+			manual = e
+		}
 	}
-	white, err := match(ctx, c.Store, store.White, addr)
-	if err != nil {
-		return Decision{Path: Grey, Rule: "store unavailable"}, err
-	}
-	if white != nil && white.Source != SourceGreylist {
-		return Decision{Path: White, Rule: "store white " + describe(white), Entry: white}, nil
+	if manual != nil {
+		return Decision{Path: White, Rule: "store white " + describe(manual), Entry: manual}, nil
 	}
 	if src, ok := c.Lists.Block().Lookup(addr); ok {
 		return Decision{Path: Black, Rule: "lists.block " + where(src), Reason: "listed in local block list", List: &src}, nil
 	}
-	if white != nil {
-		return Decision{Path: White, Rule: "store white " + describe(white), Entry: white}, nil
+	if earned != nil {
+		return Decision{Path: White, Rule: "store white " + describe(earned), Entry: earned}, nil
 	}
 	return Decision{Path: Grey, Rule: "no entry: unknown hosts are greylisted"}, nil
 }
 
 // SourceGreylist marks white entries earned by passing greylisting.
 const SourceGreylist = "greylist"
-
-func match(ctx context.Context, s store.Store, k store.Kind, a netip.Addr) (*store.Entry, error) {
-	e, err := s.Match(ctx, k, a)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("classify: %s lookup: %w", k, err)
-	}
-	return &e, nil
-}
 
 func where(s lists.Source) string {
 	return fmt.Sprintf("%s:%d (%s)", s.File, s.Line, s.Text)

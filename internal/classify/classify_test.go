@@ -234,3 +234,25 @@ func ExampleClassifier_Classify() {
 	// white
 	// grey no entry: unknown hosts are greylisted
 }
+
+// An address white by greylisting inside an operator's white prefix that
+// the block list also covers: the operator's entry decides (rule 3), even
+// though the earned /32 is the more specific white entry.
+func TestEarnedWhiteDoesNotHideManualPrefix(t *testing.T) {
+	f := newFixture(t, "", "192.0.2.0/24\n")
+	f.put(t, store.White, "192.0.2.0/24", "db", "partner")
+	f.put(t, store.White, "192.0.2.5", SourceGreylist, "passed greylisting")
+	for _, a := range []string{"192.0.2.5", "192.0.2.6"} {
+		d := f.classify(t, a)
+		if d.Path != White || d.Entry == nil || d.Entry.Key != "192.0.2.0/24" {
+			t.Errorf("%s: %+v, want white by the operator's 192.0.2.0/24", a, d)
+		}
+	}
+	// Without the operator's prefix, the block list beats the earned entry.
+	if _, err := f.st.Delete(context.Background(), store.White, "192.0.2.0/24"); err != nil {
+		t.Fatal(err)
+	}
+	if d := f.classify(t, "192.0.2.5"); d.Path != Black {
+		t.Errorf("192.0.2.5 without the operator prefix: %+v, want black", d)
+	}
+}

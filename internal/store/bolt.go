@@ -264,42 +264,47 @@ func (b *Bolt) Get(ctx context.Context, k Kind, key string) (Entry, error) {
 	return e, nil
 }
 
-// Match implements Store. The candidate keys are addr itself and then every
-// prefix containing it, longest first, so the first live hit is the most
-// specific one.
+// Match implements Store: the first of MatchAll.
 func (b *Bolt) Match(ctx context.Context, k Kind, addr netip.Addr) (Entry, error) {
+	es, err := b.MatchAll(ctx, k, addr)
+	if err != nil {
+		return Entry{}, err
+	}
+	if len(es) == 0 {
+		return Entry{}, ErrNotFound
+	}
+	return es[0], nil
+}
+
+// MatchAll implements Store. The candidate keys are addr itself and then
+// every prefix containing it, longest first.
+func (b *Bolt) MatchAll(ctx context.Context, k Kind, addr netip.Addr) ([]Entry, error) {
 	if k != White && k != Black {
-		return Entry{}, fmt.Errorf("store: match: kind %q has no address keys (want white or black)", k)
+		return nil, fmt.Errorf("store: match: kind %q has no address keys (want white or black)", k)
 	}
 	if !addr.IsValid() {
-		return Entry{}, errors.New("store: match: invalid address")
+		return nil, errors.New("store: match: invalid address")
 	}
 	addr = addr.Unmap().WithZone("")
 	now := time.Now()
-	var (
-		e     Entry
-		found bool
-	)
+	var out []Entry
 	err := b.view(ctx, "match", func(tx *bolt.Tx) error {
-		var err error
-		if e, found, err = getLive(tx, k, AddrKey(addr), now); err != nil || found {
-			return own(err)
-		}
+		keys := []string{AddrKey(addr)}
 		for bits := addr.BitLen() - 1; bits >= 0; bits-- {
-			key := PrefixKey(netip.PrefixFrom(addr, bits))
-			if e, found, err = getLive(tx, k, key, now); err != nil || found {
+			keys = append(keys, PrefixKey(netip.PrefixFrom(addr, bits)))
+		}
+		for _, key := range keys {
+			e, found, err := getLive(tx, k, key, now)
+			if err != nil {
 				return own(err)
+			}
+			if found {
+				out = append(out, e)
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		return Entry{}, err
-	}
-	if !found {
-		return Entry{}, ErrNotFound
-	}
-	return e, nil
+	return out, err
 }
 
 // Put implements Store. The entry must pass CheckEntry, so white and black

@@ -108,6 +108,9 @@ type Store interface {
 	// Match returns the most specific live white or black entry (k) whose
 	// key is addr itself or a prefix containing addr, or ErrNotFound.
 	Match(ctx context.Context, k Kind, addr netip.Addr) (Entry, error)
+	// MatchAll returns every live white or black entry (k) covering addr,
+	// most specific first; none is not an error.
+	MatchAll(ctx context.Context, k Kind, addr netip.Addr) ([]Entry, error)
 	// Put creates or replaces an entry.
 	Put(ctx context.Context, e Entry) error
 	// Delete removes an entry; it reports whether one existed.
