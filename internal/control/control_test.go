@@ -475,3 +475,18 @@ func TestCanonicalKey(t *testing.T) {
 		}
 	}
 }
+
+// A control.socket path that names a regular file is refused, not deleted.
+func TestListenRefusesRegularFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "not-a-socket")
+	if err := os.WriteFile(path, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if ln, err := Listen(path); err == nil {
+		ln.Close()
+		t.Fatal("Listen over a regular file succeeded")
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) != "keep me" {
+		t.Errorf("file damaged: %q, %v", b, err)
+	}
+}

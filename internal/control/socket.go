@@ -48,7 +48,14 @@ func Listen(path string) (net.Listener, error) {
 		c.Close()
 		return nil, fmt.Errorf("control socket %s: another greypit is running", path)
 	}
-	os.Remove(path)
+	// Only a stale socket is removed: a misconfigured control.socket must
+	// not delete a regular file.
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("control socket %s: exists and is not a socket", path)
+		}
+		os.Remove(path)
+	}
 	// The umask closes the window between bind and chmod.
 	old := syscall.Umask(0o177)
 	ln, err := net.Listen("unix", path)

@@ -95,6 +95,7 @@ type Session struct {
 	from       smtp.Path
 	fromParams smtp.Params
 	nrcpt      int
+	backendErr bool // a hand-off failed for want of the backend
 
 	res Result
 
@@ -174,7 +175,11 @@ func (s *Session) end(outcome string, err error) Result {
 	if outcome == "" {
 		outcome = "closed"
 	}
-	if outcome != "handoff" && len(s.res.Deferred) > 0 {
+	switch {
+	case outcome == "handoff":
+	case s.backendErr:
+		outcome = "backend-error"
+	case len(s.res.Deferred) > 0:
 		outcome = "greylisted"
 	}
 	s.res.Outcome = outcome
@@ -459,6 +464,15 @@ func (s *Session) rcpt(ctx context.Context, cmd smtp.Command) error {
 	return s.handoff(ctx, path, params)
 }
 
+// backendUnavailable answers a recipient whose hand-off failed: a
+// temporary failure, so the client keeps the message and retries.
+func (s *Session) backendUnavailable(err error) {
+	s.log.Warn("backend unavailable", "err", err)
+	s.res.Err = err
+	s.backendErr = true
+	s.reply(451, "4.4.1", "Temporary failure: mail server unavailable, please try again later")
+}
+
 // handoff moves the session to the backend after a recipient passed
 // greylisting. The client only ever gets the backend's own replies for
 // MAIL and RCPT from here on; if the backend is unreachable it gets a
@@ -470,28 +484,25 @@ func (s *Session) handoff(ctx context.Context, rcpt smtp.Path, rcptParams smtp.P
 	}
 	bc, err := s.deps.Dialer.Open(ctx, handoff.Client{Addr: s.client, Local: s.local, Helo: s.helo, ESMTP: s.esmtp})
 	if err != nil {
-		s.log.Warn("backend unavailable", "err", err)
-		s.res.Err = err
-		s.reply(451, "4.4.1", "Temporary failure: mail server unavailable, please try again later")
+		s.backendUnavailable(err)
 		return nil
 	}
 	r, raw, err := bc.Cmd("MAIL FROM:<" + s.from.String() + ">" + s.fromParams.String())
 	if err != nil || r.Code != 250 {
 		bc.Quit()
-		s.res.Err = fmt.Errorf("backend MAIL: %d %v", r.Code, err)
 		s.reset()
 		if err != nil || r.Code < 400 {
-			s.reply(451, "4.4.1", "Temporary failure: mail server unavailable, please try again later")
+			s.backendUnavailable(fmt.Errorf("backend MAIL: %d %v", r.Code, err))
 			return nil
 		}
+		s.res.Err = fmt.Errorf("backend refused MAIL: %d %s", r.Code, strings.Join(r.Lines, " "))
 		s.bw.Write(raw) // the backend's own refusal of the sender
 		return nil
 	}
 	r, raw, err = bc.Cmd("RCPT TO:<" + rcpt.String() + ">" + rcptParams.String())
 	if err != nil {
 		bc.Close()
-		s.res.Err = fmt.Errorf("backend RCPT: %w", err)
-		s.reply(451, "4.4.1", "Temporary failure: mail server unavailable, please try again later")
+		s.backendUnavailable(fmt.Errorf("backend RCPT: %w", err))
 		return nil
 	}
 	// The host retried like a real MTA: it is white from now on.

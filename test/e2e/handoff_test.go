@@ -130,6 +130,10 @@ func TestBackendDown(t *testing.T) {
 	if strings.Contains(r.Out, "queued as") {
 		t.Fatalf("a 250 for data reached the client:\n%s", r)
 	}
+	v := g.WaitVerdicts(3)
+	if !strings.Contains(v[1], "outcome=backend-error") || !strings.Contains(v[2], "outcome=backend-error") {
+		t.Errorf("verdicts while the backend is down:\n%s\n%s", v[1], v[2])
+	}
 
 	pf.Start()
 	r = g.swaks("127.0.0.9", "ivan@example.test", "grey after restart")
