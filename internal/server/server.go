@@ -155,7 +155,7 @@ func (s *Server) track(c net.Conn, on bool) {
 func (s *Server) handle(ctx context.Context, c net.Conn) {
 	start := time.Now()
 	id := s.prefix + "-" + strconv.FormatUint(s.seq.Add(1), 36)
-	client := addrPort(c.RemoteAddr())
+	client := session.AddrPort(c.RemoteAddr())
 	log := s.Log.With("conn", id)
 	defer c.Close()
 
@@ -177,7 +177,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	attrs := []any{"client", client.Addr().String(), "path", string(d.Path), "rule", d.Rule}
 	switch d.Path {
 	case classify.White:
-		st, err := s.Dialer.Splice(ctx, c, handoff.Client{Addr: client, Local: addrPort(c.LocalAddr())}, start.Add(s.Session.SessionTimeout))
+		st, err := s.Dialer.Splice(ctx, c, handoff.Client{Addr: client, Local: session.AddrPort(c.LocalAddr())}, start.Add(s.Session.SessionTimeout))
 		outcome := "spliced"
 		var he *handoff.Error
 		if errors.As(err, &he) {
@@ -256,13 +256,6 @@ func (s *Server) refresh(ctx context.Context, a netip.Addr, e *store.Entry, log 
 	}
 }
 
-func addrPort(a net.Addr) netip.AddrPort {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return netip.AddrPortFrom(ta.AddrPort().Addr().Unmap(), ta.AddrPort().Port())
-	}
-	ap, _ := netip.ParseAddrPort(a.String())
-	return ap
-}
 
 // TLSHolder keeps the current STARTTLS certificate; Load replaces it.
 type TLSHolder struct {

@@ -111,8 +111,8 @@ func New(conn net.Conn, cfg *Config, deps *Deps, log *slog.Logger) *Session {
 	s := &Session{cfg: cfg, deps: deps, log: log, conn: conn, raw: conn}
 	s.br = bufio.NewReaderSize(conn, 4096)
 	s.bw = bufio.NewWriterSize(conn, 4096)
-	s.client = addrPort(conn.RemoteAddr())
-	s.local = addrPort(conn.LocalAddr())
+	s.client = AddrPort(conn.RemoteAddr())
+	s.local = AddrPort(conn.LocalAddr())
 	return s
 }
 
@@ -135,12 +135,17 @@ func (s *Session) isStopping() bool {
 	return s.stopping
 }
 
-func addrPort(a net.Addr) netip.AddrPort {
+// AddrPort returns a connection address as a netip.AddrPort, with an
+// IPv4-mapped IPv6 address (a dual-stack listener's view of an IPv4
+// client) unmapped, so lists, keys and logs see one spelling.
+func AddrPort(a net.Addr) netip.AddrPort {
+	var ap netip.AddrPort
 	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.AddrPort()
+		ap = ta.AddrPort()
+	} else {
+		ap, _ = netip.ParseAddrPort(a.String())
 	}
-	ap, _ := netip.ParseAddrPort(a.String())
-	return ap
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // errClose ends the command loop after the reply is sent.
