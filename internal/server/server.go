@@ -256,7 +256,6 @@ func (s *Server) refresh(ctx context.Context, a netip.Addr, e *store.Entry, log 
 	}
 }
 
-
 // TLSHolder keeps the current STARTTLS certificate; Load replaces it.
 type TLSHolder struct {
 	cert, key string
