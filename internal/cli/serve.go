@@ -23,6 +23,7 @@ import (
 	"github.com/greypit/greypit/internal/server"
 	"github.com/greypit/greypit/internal/session"
 	"github.com/greypit/greypit/internal/store"
+	"github.com/greypit/greypit/internal/tarpit"
 )
 
 // probeEvery is how often the backend's EHLO extensions are re-read.
@@ -129,6 +130,8 @@ func serve(args []string, stderr io.Writer) error {
 			MaxMessageSize: cfg.SMTP.MaxMessageSize,
 			TLS:            tlsh.Config,
 			Extensions:     caps.Lines,
+			Stutter:        cfg.Tarpit.Stutter.Duration,
+			StutterFor:     cfg.Tarpit.GreyStutterFor.Duration,
 		},
 		WhiteTTL:    cfg.Greylist.WhiteTTL.Duration,
 		MaxSessions: cfg.SMTP.MaxSessions,
@@ -140,6 +143,31 @@ func serve(args []string, stderr io.Writer) error {
 		PrefixV4:   cfg.Greylist.PrefixV4,
 		PrefixV6:   cfg.Greylist.PrefixV6,
 	}
+
+	var sampler *tarpit.Sampler
+	if cfg.Tarpit.SampleFile != "" {
+		if sampler, err = tarpit.NewSampler(cfg.Tarpit.SampleFile, cfg.Tarpit.SampleMaxSize); err != nil {
+			return err
+		}
+		defer sampler.Close()
+	}
+	tp := tarpit.New(tarpit.Config{
+		Hostname:       cfg.SMTP.Hostname,
+		Stutter:        cfg.Tarpit.Stutter.Duration,
+		ReplyCode:      cfg.Tarpit.ReplyCode,
+		Blackhole:      cfg.Tarpit.Blackhole,
+		MaxSessions:    cfg.Tarpit.MaxSessions,
+		MaxPerPrefix:   cfg.Tarpit.MaxPerPrefix,
+		PrefixV4:       cfg.Greylist.PrefixV4,
+		PrefixV6:       cfg.Greylist.PrefixV6,
+		Pressure:       cfg.Tarpit.Pressure,
+		IdleTimeout:    cfg.Tarpit.IdleTimeout.Duration,
+		SessionTimeout: cfg.Tarpit.SessionTimeout.Duration,
+		MaxDataSize:    cfg.Tarpit.MaxDataSize,
+		Sampler:        sampler,
+	}, srv.LogTarpit)
+	srv.Tarpit = tp
+	srv.PregreetTTL = cfg.Tarpit.PregreetTTL.Duration
 
 	var wg sync.WaitGroup
 	bg := func(f func()) {
@@ -162,6 +190,7 @@ func serve(args []string, stderr io.Writer) error {
 		}
 	})
 	bg(func() { reloadLoop(ctx, lset, tlsh, log) })
+	bg(func() { tp.Run(ctx) })
 
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {

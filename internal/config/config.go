@@ -32,6 +32,24 @@ type Config struct {
 	Lists    Lists    `toml:"lists"`
 	Control  Control  `toml:"control"`
 	Log      Log      `toml:"log"`
+	Tarpit   Tarpit   `toml:"tarpit"`
+}
+
+// Tarpit configures what black hosts meet, and the pregreet test.
+type Tarpit struct {
+	Stutter        Duration `toml:"stutter"`          // delay between two bytes sent to a black host
+	GreyStutterFor Duration `toml:"grey_stutter_for"` // grey sessions are stuttered this long after connect (spamd -S)
+	ReplyCode      int      `toml:"reply_code"`       // final reply to a black host's message: 4xx (retry) or 5xx (bounce)
+	Blackhole      bool     `toml:"blackhole"`        // answer 250 and drop the message: loses mail sent by mistake
+	MaxSessions    int      `toml:"max_sessions"`     // black sessions held at once; above it, 421
+	MaxPerPrefix   int      `toml:"max_per_prefix"`   // black sessions per greylist prefix; above it, 421
+	Pressure       float64  `toml:"pressure"`         // share of max_sessions above which replies are no longer dripped
+	IdleTimeout    Duration `toml:"idle_timeout"`     // a black host silent this long is dropped
+	SessionTimeout Duration `toml:"session_timeout"`  // a black session ends after this long
+	MaxDataSize    int64    `toml:"max_data_size"`    // bytes of message data read from a black host
+	PregreetTTL    Duration `toml:"pregreet_ttl"`     // how long an early talker stays black
+	SampleFile     string   `toml:"sample_file"`      // keep samples of what black hosts send (JSON lines); "" = off
+	SampleMaxSize  int64    `toml:"sample_max_size"`  // the sample file is rotated (one .1 kept) at this size
 }
 
 // SMTP configures the listening side.
@@ -138,6 +156,19 @@ func Default() *Config {
 			ExpireEvery: Duration{time.Minute},
 		},
 		Log: Log{Level: "info", Format: "text"},
+		Tarpit: Tarpit{
+			Stutter:        Duration{time.Second},
+			GreyStutterFor: Duration{10 * time.Second},
+			ReplyCode:      451,
+			MaxSessions:    10000,
+			MaxPerPrefix:   100,
+			Pressure:       0.9,
+			IdleTimeout:    Duration{10 * time.Minute},
+			SessionTimeout: Duration{time.Hour},
+			MaxDataSize:    1 << 20,
+			PregreetTTL:    Duration{24 * time.Hour},
+			SampleMaxSize:  10 << 20,
+		},
 	}
 }
 

@@ -38,6 +38,34 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	tp := &c.Tarpit
+	positive("tarpit.stutter", tp.Stutter)
+	if tp.GreyStutterFor.Duration < 0 {
+		bad("tarpit.grey_stutter_for", "must be >= 0 (0 turns grey stuttering off)")
+	}
+	if tp.ReplyCode < 400 || tp.ReplyCode > 599 {
+		bad("tarpit.reply_code", "must be a 4xx (the sender retries) or 5xx (the sender bounces) code")
+	}
+	for _, m := range []struct {
+		key string
+		n   int64
+	}{
+		{"tarpit.max_sessions", int64(tp.MaxSessions)},
+		{"tarpit.max_per_prefix", int64(tp.MaxPerPrefix)},
+		{"tarpit.max_data_size", tp.MaxDataSize},
+		{"tarpit.sample_max_size", tp.SampleMaxSize},
+	} {
+		if m.n <= 0 {
+			bad(m.key, "must be > 0")
+		}
+	}
+	if tp.Pressure <= 0 || tp.Pressure > 1 {
+		bad("tarpit.pressure", "must be > 0 and <= 1")
+	}
+	positive("tarpit.idle_timeout", tp.IdleTimeout)
+	positive("tarpit.session_timeout", tp.SessionTimeout)
+	positive("tarpit.pregreet_ttl", tp.PregreetTTL)
+
 	s := &c.SMTP
 	if len(s.Listen) == 0 {
 		bad("smtp.listen", "must not be empty")

@@ -27,6 +27,7 @@ import (
 	"github.com/greypit/greypit/internal/session"
 	"github.com/greypit/greypit/internal/smtp"
 	"github.com/greypit/greypit/internal/store"
+	"github.com/greypit/greypit/internal/tarpit"
 )
 
 // BlackHandler serves connections from black hosts. The tarpit plugs in
@@ -62,9 +63,13 @@ type Server struct {
 	Store      store.Store
 	Greylist   *greylist.Greylister
 	Dialer     *handoff.Dialer
-	Black      BlackHandler
-	Session    session.Config
-	WhiteTTL   time.Duration
+	Black      BlackHandler // used when Tarpit is nil
+	// Tarpit holds black hosts and early talkers; nil refuses them with
+	// Black instead.
+	Tarpit      *tarpit.Tarpit
+	PregreetTTL time.Duration
+	Session     session.Config
+	WhiteTTL    time.Duration
 	// MaxSessions caps concurrent connections; above it a new one gets 421.
 	MaxSessions int
 
@@ -157,7 +162,12 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	id := s.prefix + "-" + strconv.FormatUint(s.seq.Add(1), 36)
 	client := session.AddrPort(c.RemoteAddr())
 	log := s.Log.With("conn", id)
-	defer c.Close()
+	owned := true // false once the tarpit holds the connection
+	defer func() {
+		if owned {
+			c.Close()
+		}
+	}()
 
 	if n := s.active.Add(1); s.MaxSessions > 0 && n > int64(s.MaxSessions) {
 		s.active.Add(-1)
@@ -194,6 +204,15 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 			attrs = append(attrs, "err", err.Error())
 		}
 	case classify.Black:
+		if s.Tarpit != nil {
+			err := s.toTarpit(c, id, client, d.Reason, d.Rule, nil)
+			if err == nil {
+				owned = false // the tarpit logs the verdict when it lets go
+				return
+			}
+			attrs = append(attrs, "reason", d.Reason, "outcome", "tarpit-full", "err", err.Error())
+			break
+		}
 		o := s.Black.Serve(ctx, c, d, log)
 		attrs = append(attrs, "reason", d.Reason, "outcome", o.Outcome)
 		for _, a := range o.Attrs {
@@ -204,10 +223,23 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		}
 	default:
 		deps := &session.Deps{Greylist: s.Greylist, Dialer: s.Dialer, Whitelist: s.whitelist}
+		if s.Tarpit != nil {
+			deps.Pregreet = s.pregreet
+		}
 		sess := session.New(c, &s.Session, deps, log)
 		stop := context.AfterFunc(ctx, sess.Shutdown)
 		r := sess.Run(ctx)
 		stop()
+		if r.Outcome == "pregreet" {
+			// An early talker, now black: the tarpit answers what it sent.
+			err := s.toTarpit(c, id, client, pregreetReason, "pregreet: talked before the banner", sess.Pending())
+			if err == nil {
+				owned = false
+				return
+			}
+			attrs = append(attrs, "outcome", "tarpit-full", "err", err.Error())
+			break
+		}
 		attrs = append(attrs, "outcome", r.Outcome, "helo", r.Helo, "from", r.From,
 			"rcpts", r.Rcpts, "deferred", r.Deferred, "tls", r.TLS, "pregreet", r.Pregreet)
 		if r.Outcome == "handoff" {
@@ -234,6 +266,42 @@ func lingeringClose(c net.Conn) {
 	}
 	c.SetReadDeadline(time.Now().Add(2 * time.Second))
 	io.Copy(io.Discard, io.LimitReader(c, 256<<10))
+}
+
+// toTarpit hands c to the tarpit. If the tarpit is full, the client gets a
+// prompt 421 instead (the caller closes c).
+func (s *Server) toTarpit(c net.Conn, id string, client netip.AddrPort, reason, rule string, pending []byte) error {
+	err := s.Tarpit.Add(c, tarpit.Info{ID: id, Client: client, Reason: reason, Rule: rule}, pending)
+	if err != nil {
+		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		c.Write(smtp.Reply{Code: 421, Enhanced: "4.7.0", Lines: []string{s.Session.Hostname + " Too many connections, please try again later"}}.Bytes())
+	}
+	return err
+}
+
+// pregreetReason is the listing reason of an early talker.
+const pregreetReason = "pregreet: talked before the SMTP banner"
+
+// pregreet blacklists a client that talked before the banner (postscreen's
+// pregreet test): real MTAs wait for the greeting (RFC 5321 §3.1).
+func (s *Server) pregreet(ctx context.Context, a netip.Addr) error {
+	now := time.Now()
+	return s.Store.Put(ctx, store.Entry{
+		Kind: store.Black, Key: store.AddrKey(a), Reason: pregreetReason, Source: "pregreet",
+		Created: now, Updated: now, Expires: now.Add(s.PregreetTTL), Count: 1,
+	})
+}
+
+// LogTarpit writes the verdict line of a tarpit session.
+func (s *Server) LogTarpit(v tarpit.Verdict) {
+	attrs := []any{"conn", v.ID, "client", v.Client.Addr().String(), "path", "black", "rule", v.Rule,
+		"reason", v.Reason, "outcome", v.Outcome, "held", v.Held.Round(time.Millisecond), "dripped", v.Dripped,
+		"helo", v.Helo, "from", v.From, "rcpts", v.Rcpts, "messages", v.Messages, "data_bytes", v.DataBytes}
+	if v.Err != nil {
+		attrs = append(attrs, "err", v.Err.Error())
+	}
+	attrs = append(attrs, "duration", v.Held.Round(time.Millisecond))
+	s.Log.Info("verdict", attrs...)
 }
 
 // whitelist records a host that passed greylisting.

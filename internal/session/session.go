@@ -44,6 +44,12 @@ type Config struct {
 	// TLS returns the STARTTLS configuration, or nil when none is set. It is
 	// a function so a reloaded certificate applies to new sessions.
 	TLS func() *tls.Config
+	// Stutter and StutterFor: for StutterFor after connect, replies go out
+	// one byte per Stutter (spamd's -S): bots that give up on slow
+	// servers give up here, real MTAs wait (RFC 5321 §4.5.3.2 gives them
+	// minutes).
+	Stutter    time.Duration
+	StutterFor time.Duration
 	// Extensions returns the EHLO lines greypit may advertise: those a
 	// hand-off to the backend can honour (see handoff.Capabilities).
 	Extensions func() []string
@@ -55,6 +61,10 @@ type Deps struct {
 	Dialer   *handoff.Dialer
 	// Whitelist records that addr passed greylisting.
 	Whitelist func(ctx context.Context, addr netip.Addr) error
+	// Pregreet, if set, blacklists a client that talked before the
+	// banner; the session then ends with outcome "pregreet" without
+	// greeting, and the caller hands the connection to the tarpit.
+	Pregreet func(ctx context.Context, addr netip.Addr) error
 }
 
 // Result is what happened, for the session's verdict log line.
@@ -110,10 +120,34 @@ type Session struct {
 func New(conn net.Conn, cfg *Config, deps *Deps, log *slog.Logger) *Session {
 	s := &Session{cfg: cfg, deps: deps, log: log, conn: conn, raw: conn}
 	s.br = bufio.NewReaderSize(conn, 4096)
-	s.bw = bufio.NewWriterSize(conn, 4096)
+	s.bw = bufio.NewWriterSize(stutterWriter{s}, 4096)
 	s.client = AddrPort(conn.RemoteAddr())
 	s.local = AddrPort(conn.LocalAddr())
 	return s
+}
+
+// Pending returns the input read from the client but not acted on.
+func (s *Session) Pending() []byte {
+	b, _ := s.br.Peek(s.br.Buffered())
+	return append([]byte(nil), b...)
+}
+
+// stutterWriter writes to the session's current connection, one byte per
+// Stutter while the session is younger than StutterFor.
+type stutterWriter struct{ s *Session }
+
+func (w stutterWriter) Write(p []byte) (int, error) {
+	s := w.s
+	n := 0
+	for n < len(p) && s.cfg.StutterFor > 0 && time.Since(s.start) < s.cfg.StutterFor {
+		if _, err := s.conn.Write(p[n : n+1]); err != nil {
+			return n, err
+		}
+		n++
+		time.Sleep(s.cfg.Stutter) // the delay is the point, not a wait for an event
+	}
+	m, err := s.conn.Write(p[n:])
+	return n + m, err
 }
 
 // Shutdown asks the session to end: a session waiting for a command gets
@@ -158,6 +192,12 @@ func (s *Session) Run(ctx context.Context) Result {
 	s.deadline = s.start.Add(s.cfg.SessionTimeout)
 	if s.greetPause() {
 		s.res.Pregreet = true
+		if s.deps.Pregreet != nil {
+			if err := s.deps.Pregreet(ctx, s.client.Addr()); err != nil {
+				s.log.Warn("blacklisting an early talker failed", "err", err)
+			}
+			return s.end("pregreet", nil)
+		}
 	}
 	s.reply(220, "", s.cfg.Hostname+" ESMTP greypit")
 	for {
@@ -397,7 +437,7 @@ func (s *Session) starttls(cmd smtp.Command) error {
 	}
 	s.conn = tlsConn
 	s.br = bufio.NewReaderSize(tlsConn, 4096)
-	s.bw = bufio.NewWriterSize(tlsConn, 4096)
+	s.bw = bufio.NewWriterSize(stutterWriter{s}, 4096)
 	s.tls, s.res.TLS = true, true
 	// RFC 3207 §4.2: forget everything learned before TLS.
 	s.helo, s.esmtp = "", false

@@ -107,6 +107,10 @@ block = %q
 
 [log]
 level = "debug"
+
+[tarpit]
+grey_stutter_for = "0s"
+stutter = "20ms"
 `, g.Addr, g.Addr6, o.backend, o.handoff, filepath.Join(dir, "state", "greypit.db"), allow, block) + o.extra
 	os.WriteFile(g.Config, []byte(conf), 0o644)
 	g.Sets = o.sets
