@@ -145,26 +145,6 @@ func TestGreylistIPv6(t *testing.T) {
 	pf.WaitMessages(t, 1, 20*time.Second)
 }
 
-// A block-listed client gets 554 with the reason and the backend never
-// hears of it.
-func TestBlackRejected(t *testing.T) {
-	pf := backend(t, testenv.ModeProxy)
-	g := startGreypit(t, greypitOpts{backend: pf.Addr(), block: []string{"127.0.0.66/32 # known spammer"}})
-	c := testenv.DialSMTP(t, "127.0.0.66:0", g.Addr)
-	r := c.ReadReply()
-	if r.Code != 554 || !strings.Contains(r.Text(), "5.7.1") || !strings.Contains(r.Text(), "block list") {
-		t.Fatalf("black greeting: %s", r)
-	}
-	c.Close()
-	v := g.WaitVerdicts(1)
-	if !strings.Contains(v[0], "path=black") || !strings.Contains(v[0], "outcome=rejected") {
-		t.Errorf("verdict: %s", v[0])
-	}
-	if pf.Grep(regexp.MustCompile(`127\.0\.0\.66`)) != nil {
-		t.Errorf("backend saw the black client:\n%s", pf.Log())
-	}
-}
-
 // passDelay is greylist.pass_delay in the test config.
 const passDelay = 3 * time.Second
 
