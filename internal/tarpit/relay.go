@@ -26,7 +26,7 @@ type sess struct {
 	info   Info
 	prefix netip.Prefix
 	start  time.Time
-	lastIn time.Time
+	lastIn time.Time // last input, or when the last reply was all sent
 	due    time.Time
 
 	out    []byte // replies queued; out[outPos:] is still to be sent
@@ -46,12 +46,21 @@ type sess struct {
 	helo      string
 	from      string
 	haveMail  bool
-	rcpts     int
+	rcpts     int // in the current transaction
+	allRcpts  int // in the whole session, for the verdict
 	messages  int
 	sample    *sample
 }
 
-func (s *sess) queue(b []byte) { s.out = append(s.out, b...) }
+func (s *sess) queue(b []byte) {
+	// Drop what was sent first: while a pipelining bot keeps the queue
+	// from ever emptying, out would otherwise keep every byte sent.
+	if s.outPos > 0 {
+		s.out = s.out[:copy(s.out, s.out[s.outPos:])]
+		s.outPos = 0
+	}
+	s.out = append(s.out, b...)
+}
 
 func smtpReply(code int, enh, text string) []byte {
 	return smtp.Reply{Code: code, Enhanced: enh, Lines: []string{text}}.Bytes()
@@ -146,6 +155,7 @@ func (t *Tarpit) command(s *sess, line []byte) {
 		}
 		// Any recipient, any domain: the open relay bots look for.
 		s.rcpts++
+		s.allRcpts++
 		t.cfg.Sampler.rcpt(s, p.String())
 		s.queue(smtpReply(250, "2.1.5", "Recipient ok"))
 	case "DATA":
@@ -180,30 +190,39 @@ func (t *Tarpit) bad(s *sess, code int, enh, text string) {
 }
 
 // data reads message text until CRLF "." CRLF (RFC 5321 §4.1.1.4) and
-// returns the input after it. The text itself is thrown away (or sampled).
+// returns the input after it. The text itself is thrown away, or sampled
+// as it was before dot-stuffing (§4.5.2): a line's leading dot and the
+// final ".\r\n" are not text.
 func (t *Tarpit) data(s *sess, b []byte) []byte {
 	// s.dot: 0 in a line; 1 after CR; 2 at a line start (after CRLF);
 	// 3 after CRLF "."; 4 after CRLF "." CR.
+	text := 0 // b[text:i] is text not yet sampled
 	for i, c := range b {
+		if s.dot == 4 && c != '\n' {
+			t.cfg.Sampler.data(s, cr) // the CR held back after a leading dot was text
+		}
 		switch {
 		case s.dot == 3 && c == '\r':
 			s.dot = 4
+			text = i + 1 // held back: it may end the data
 		case s.dot == 4 && c == '\n':
-			rest := b[i+1:]
-			t.sampleData(s, b[:i+1])
+			t.countData(s, i+1)
 			t.endOfData(s)
-			return rest
+			return b[i+1:]
 		case c == '\r':
 			s.dot = 1
 		case s.dot == 1 && c == '\n':
 			s.dot = 2
 		case s.dot == 2 && c == '.':
 			s.dot = 3
+			t.cfg.Sampler.data(s, b[text:i])
+			text = i + 1
 		default:
 			s.dot = 0
 		}
 	}
-	t.sampleData(s, b)
+	t.cfg.Sampler.data(s, b[text:])
+	t.countData(s, len(b))
 	if s.curData > t.cfg.MaxDataSize {
 		// The end cannot be found within the bound: refuse and close.
 		s.state = stCommand
@@ -212,10 +231,11 @@ func (t *Tarpit) data(s *sess, b []byte) []byte {
 	return nil
 }
 
-func (t *Tarpit) sampleData(s *sess, b []byte) {
-	s.curData += int64(len(b))
-	s.dataBytes += int64(len(b))
-	t.cfg.Sampler.data(s, b)
+var cr = []byte{'\r'}
+
+func (t *Tarpit) countData(s *sess, n int) {
+	s.curData += int64(n)
+	s.dataBytes += int64(n)
 }
 
 func (t *Tarpit) endOfData(s *sess) {

@@ -37,6 +37,7 @@ type sample struct {
 	rcpts   []string
 	header  []byte
 	inBody  bool
+	cut     bool // the header did not fit in maxSampleHeader
 	body    hash.Hash
 	size    int64
 }
@@ -99,7 +100,7 @@ func (sp *Sampler) data(s *sess, b []byte) {
 			return
 		}
 		if len(sm.header) >= maxSampleHeader {
-			sm.inBody = true
+			sm.inBody, sm.cut = true, true
 			sm.body.Write(b[len(take):])
 		}
 		return
@@ -126,16 +127,18 @@ func (sp *Sampler) end(s *sess, host string) {
 	if sp == nil || s.sample == nil {
 		return
 	}
-	sp.write(s, host)
+	sp.write(s, host, true)
 	s.sample = nil
 }
 
-func (sp *Sampler) write(s *sess, host string) {
+// write writes s's sample; complete tells whether its message ended, or
+// the session ended within the transaction.
+func (sp *Sampler) write(s *sess, host string, complete bool) {
 	sm := s.sample
 	line, _ := json.Marshal(sampleLine{
 		Time: time.Now().UTC(), Host: host, Client: s.info.Client.Addr().String(), Reason: s.info.Reason,
 		Helo: s.helo, From: s.from, Rcpts: sm.rcpts, Header: string(sm.header),
-		BodySHA: hex.EncodeToString(sm.body.Sum(nil)), Size: sm.size, Truncated: !sm.inBody && sm.size > 0,
+		BodySHA: hex.EncodeToString(sm.body.Sum(nil)), Size: sm.size, Truncated: sm.cut || !complete && sm.size > 0,
 	})
 	line = append(line, '\n')
 	sp.mu.Lock()

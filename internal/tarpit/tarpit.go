@@ -94,7 +94,8 @@ type Tarpit struct {
 }
 
 // New returns a tarpit; onEnd is called from the scheduler goroutine for
-// every session that ends, so it must not block for long.
+// every session that ends, so it must not block for long. (A session
+// added while Run shuts down is reported from Add.)
 func New(cfg Config, onEnd func(Verdict)) *Tarpit {
 	return &Tarpit{
 		cfg:       cfg,
@@ -108,6 +109,9 @@ func New(cfg Config, onEnd func(Verdict)) *Tarpit {
 // readChunk bounds what one session reads per wake-up; the scheduler
 // shares one buffer of this size across all sessions.
 const readChunk = 4096
+
+// sendBuffer is the SO_SNDBUF of a held socket (Linux doubles it).
+const sendBuffer = 8 << 10
 
 // maxQueued bounds the replies waiting to be dripped to one session.
 // Past it, greypit stops reading the session's input.
@@ -167,6 +171,13 @@ func (t *Tarpit) Add(c net.Conn, info Info, pending []byte) error {
 	}
 	s.queue(smtpReply(220, "", t.cfg.Hostname+" ESMTP ready"))
 	t.mu.Lock()
+	if t.stopped {
+		// Run shut down while the socket was being detached: the
+		// connection is already the tarpit's, so end it here.
+		t.mu.Unlock()
+		t.end(s, "shutdown", nil)
+		return nil
+	}
 	t.incoming = append(t.incoming, s)
 	t.mu.Unlock()
 	select {
@@ -212,6 +223,11 @@ func detach(c net.Conn) (int, error) {
 		unix.Close(nfd)
 		return -1, err
 	}
+	// Pin a small send buffer: replies are bounded by maxQueued, and a
+	// bot that never reads must fill its own receive buffer, not grow
+	// this socket's (by autotuning, up to tcp_wmem's maximum: megabytes
+	// of greypit's host memory per bot).
+	unix.SetsockoptInt(nfd, unix.SOL_SOCKET, unix.SO_SNDBUF, sendBuffer)
 	c.Close()
 	return nfd, nil
 }
@@ -308,6 +324,9 @@ func (t *Tarpit) step(s *sess, now time.Time) bool {
 			}
 			return true
 		}
+		// All sent: the bot has had its answer, and the idle clock
+		// starts now, not at its last command.
+		s.lastIn = now
 	}
 	if s.closing {
 		t.end(s, s.outcome, nil)
@@ -375,12 +394,12 @@ func (t *Tarpit) end(s *sess, outcome string, err error) {
 	unix.Close(s.fd)
 	t.release(s.prefix)
 	if s.sample != nil && t.cfg.Sampler != nil && s.sample.started {
-		t.cfg.Sampler.write(s, t.cfg.Hostname)
+		t.cfg.Sampler.write(s, t.cfg.Hostname, false)
 	}
 	if t.onEnd != nil {
 		t.onEnd(Verdict{
 			Info: s.info, Outcome: outcome, Held: time.Since(s.start), Dripped: s.dripped,
-			Helo: s.helo, From: s.from, Rcpts: s.rcpts, Messages: s.messages, DataBytes: s.dataBytes, Err: err,
+			Helo: s.helo, From: s.from, Rcpts: s.allRcpts, Messages: s.messages, DataBytes: s.dataBytes, Err: err,
 		})
 	}
 }
