@@ -80,7 +80,7 @@ type Tarpit struct {
 	onEnd func(Verdict)
 
 	mu        sync.Mutex
-	total     int
+	total     int // guarded by mu; mirrored in active for lock-free reads
 	perPrefix map[netip.Prefix]int
 	incoming  []*sess
 	stopped   bool
@@ -89,6 +89,8 @@ type Tarpit struct {
 	// Owned by the scheduler goroutine.
 	queue   sessHeap
 	scratch []byte
+
+	active atomic.Int64
 
 	stats Stats
 }
@@ -118,11 +120,7 @@ const sendBuffer = 8 << 10
 const maxQueued = 2048
 
 // Active reports the number of sessions held.
-func (t *Tarpit) Active() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.total
-}
+func (t *Tarpit) Active() int { return int(t.active.Load()) }
 
 func (t *Tarpit) prefix(a netip.Addr) netip.Prefix {
 	a = a.Unmap()
@@ -156,6 +154,7 @@ func (t *Tarpit) Add(c net.Conn, info Info, pending []byte) error {
 		return ErrPrefixFull
 	}
 	t.total++
+	t.active.Store(int64(t.total))
 	t.perPrefix[pfx]++
 	t.mu.Unlock()
 
@@ -190,6 +189,7 @@ func (t *Tarpit) Add(c net.Conn, info Info, pending []byte) error {
 func (t *Tarpit) release(pfx netip.Prefix) {
 	t.mu.Lock()
 	t.total--
+	t.active.Store(int64(t.total))
 	if t.perPrefix[pfx]--; t.perPrefix[pfx] <= 0 {
 		delete(t.perPrefix, pfx)
 	}
@@ -293,10 +293,7 @@ func (t *Tarpit) pollEvery() time.Duration {
 // mark they go out whole so sessions end and make room (spamd near
 // maxcon does the same).
 func (t *Tarpit) dripping() bool {
-	t.mu.Lock()
-	n := t.total
-	t.mu.Unlock()
-	return float64(n) < t.cfg.Pressure*float64(t.cfg.MaxSessions)
+	return float64(t.active.Load()) < t.cfg.Pressure*float64(t.cfg.MaxSessions)
 }
 
 // step advances one session at its due time. It reports whether the
