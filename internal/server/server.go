@@ -161,7 +161,6 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	start := time.Now()
 	id := s.prefix + "-" + strconv.FormatUint(s.seq.Add(1), 36)
 	client := session.AddrPort(c.RemoteAddr())
-	log := s.Log.With("conn", id)
 	owned := true // false once the tarpit holds the connection
 	defer func() {
 		if owned {
@@ -169,21 +168,35 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		}
 	}()
 
+	d, err := s.Classifier.Classify(ctx, client.Addr())
+	if err != nil {
+		s.Log.Error("classify failed", "conn", id, "client", client.Addr().String(), "err", err)
+	}
+	// Black hosts go to the tarpit, which has caps of its own: a flood of
+	// them must not use up the sessions of white and grey hosts.
+	if d.Path == classify.Black && s.Tarpit != nil {
+		err := s.toTarpit(c, id, client, d.Reason, d.Rule, nil)
+		if err == nil {
+			owned = false // the tarpit logs the verdict when it lets go
+			return
+		}
+		s.Log.Info("verdict", "conn", id, "client", client.Addr().String(), "path", "black", "rule", d.Rule,
+			"reason", d.Reason, "outcome", "tarpit-full", "err", err.Error(), "duration", time.Since(start).Round(time.Millisecond))
+		return
+	}
+
+	log := s.Log.With("conn", id)
 	if n := s.active.Add(1); s.MaxSessions > 0 && n > int64(s.MaxSessions) {
 		s.active.Add(-1)
 		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		c.Write(smtp.Reply{Code: 421, Enhanced: "4.3.2", Lines: []string{s.Session.Hostname + " Too busy, please try again later"}}.Bytes())
-		log.Info("verdict", "client", client.Addr().String(), "path", "none", "outcome", "busy", "duration", time.Since(start).Round(time.Millisecond))
+		log.Info("verdict", "client", client.Addr().String(), "path", string(d.Path), "rule", d.Rule, "outcome", "busy", "duration", time.Since(start).Round(time.Millisecond))
 		return
 	}
 	defer s.active.Add(-1)
 	s.track(c, true)
 	defer s.track(c, false)
 
-	d, err := s.Classifier.Classify(ctx, client.Addr())
-	if err != nil {
-		log.Error("classify failed", "client", client.Addr().String(), "err", err)
-	}
 	attrs := []any{"client", client.Addr().String(), "path", string(d.Path), "rule", d.Rule}
 	switch d.Path {
 	case classify.White:
@@ -203,16 +216,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		if err != nil {
 			attrs = append(attrs, "err", err.Error())
 		}
-	case classify.Black:
-		if s.Tarpit != nil {
-			err := s.toTarpit(c, id, client, d.Reason, d.Rule, nil)
-			if err == nil {
-				owned = false // the tarpit logs the verdict when it lets go
-				return
-			}
-			attrs = append(attrs, "reason", d.Reason, "outcome", "tarpit-full", "err", err.Error())
-			break
-		}
+	case classify.Black: // only without a tarpit
 		o := s.Black.Serve(ctx, c, d, log)
 		attrs = append(attrs, "reason", d.Reason, "outcome", o.Outcome)
 		for _, a := range o.Attrs {

@@ -289,16 +289,27 @@ func (b *Bolt) MatchAll(ctx context.Context, k Kind, addr netip.Addr) ([]Entry, 
 	now := time.Now()
 	var out []Entry
 	err := b.view(ctx, "match", func(tx *bolt.Tx) error {
-		keys := []string{AddrKey(addr)}
-		for bits := addr.BitLen() - 1; bits >= 0; bits-- {
-			keys = append(keys, PrefixKey(netip.PrefixFrom(addr, bits)))
+		bk := bucket(tx, k)
+		if bk == nil {
+			return nil
 		}
-		for _, key := range keys {
-			e, found, err := getLive(tx, k, key, now)
+		// The keys are built in one buffer: this runs for every
+		// connection, twice, with up to 129 candidate keys.
+		var buf [64]byte
+		for bits := addr.BitLen(); bits >= 0; bits-- {
+			key := addr.AppendTo(buf[:0]) // AddrKey
+			if bits < addr.BitLen() {
+				key = netip.PrefixFrom(addr, bits).Masked().AppendTo(buf[:0]) // PrefixKey
+			}
+			v := bk.Get(key)
+			if v == nil {
+				continue
+			}
+			e, err := decode(k, key, v)
 			if err != nil {
 				return own(err)
 			}
-			if found {
+			if e.Live(now) {
 				out = append(out, e)
 			}
 		}

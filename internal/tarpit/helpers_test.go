@@ -327,7 +327,7 @@ func checkEmpty(t testing.TB, tp *Tarpit) {
 // newSess returns a session as Add makes it, with no descriptor, for
 // driving consume directly.
 func newSess(tp *Tarpit) *sess {
-	now := time.Now()
+	now := toMono(time.Now())
 	s := &sess{fd: -1, info: Info{ID: "unit", Client: netip.MustParseAddrPort("192.0.2.7:4321"), Reason: testReason},
 		start: now, lastIn: now, due: now, state: stCommand}
 	s.queue(smtpReply(220, "", tp.cfg.Hostname+" ESMTP ready"))

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/greypit/greypit/internal/smtp"
 )
@@ -25,9 +24,9 @@ type sess struct {
 	fd     int
 	info   Info
 	prefix netip.Prefix
-	start  time.Time
-	lastIn time.Time // last input, or when the last reply was all sent
-	due    time.Time
+	start  mono
+	lastIn mono // last input, or when the last reply was all sent
+	due    mono
 
 	out    []byte // replies queued; out[outPos:] is still to be sent
 	outPos int
@@ -37,6 +36,7 @@ type sess struct {
 	state   uint8
 	dot     uint8 // progress through CRLF "." CRLF in stData
 	closing bool  // end the session once out is sent
+	shared  bool  // out is the shared banner, not the session's own
 	outcome string
 	errors  int
 
@@ -53,6 +53,9 @@ type sess struct {
 }
 
 func (s *sess) queue(b []byte) {
+	if s.shared { // the banner all sessions share: copy before changing
+		s.out, s.outPos, s.shared = append([]byte(nil), s.out[s.outPos:]...), 0, false
+	}
 	// Drop what was sent first: while a pipelining bot keeps the queue
 	// from ever emptying, out would otherwise keep every byte sent.
 	if s.outPos > 0 {
