@@ -59,6 +59,9 @@ func (c *Config) Validate() error {
 			bad(m.key, "must be > 0")
 		}
 	}
+	if tp.MaxDataSize > 1<<30 {
+		bad("tarpit.max_data_size", "must be at most 1073741824 (1 GiB)")
+	}
 	if tp.Pressure <= 0 || tp.Pressure > 1 {
 		bad("tarpit.pressure", "must be > 0 and <= 1")
 	}

@@ -111,7 +111,7 @@ func fuzzRun(t *testing.T, tp *Tarpit, data []byte, chunk, slow int) {
 	if s.outcome == "data-too-big" {
 		tooBig = 1
 	}
-	if finals != s.messages+tooBig || data354 < finals {
+	if finals != int(s.messages)+tooBig || data354 < finals {
 		t.Fatalf("%d final replies and %d 354s for %d messages (outcome %q)", finals, data354, s.messages, s.outcome)
 	}
 	if s.closing {

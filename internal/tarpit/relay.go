@@ -2,7 +2,6 @@ package tarpit
 
 import (
 	"bytes"
-	"net/netip"
 	"strings"
 
 	"github.com/greypit/greypit/internal/smtp"
@@ -23,7 +22,6 @@ const maxErrors = 10
 type sess struct {
 	fd     int
 	info   Info
-	prefix netip.Prefix
 	start  mono
 	lastIn mono // last input, or when the last reply was all sent
 	due    mono
@@ -33,22 +31,22 @@ type sess struct {
 	line   []byte // a partial command line
 	in     []byte // input handed over by Add, consumed first
 
-	state   uint8
-	dot     uint8 // progress through CRLF "." CRLF in stData
-	closing bool  // end the session once out is sent
-	shared  bool  // out is the shared banner, not the session's own
-	outcome string
-	errors  int
+	state    uint8
+	dot      uint8 // progress through CRLF "." CRLF in stData
+	closing  bool  // end the session once out is sent
+	shared   bool  // out is the shared banner, not the session's own
+	haveMail bool
+	errors   uint8 // at most maxErrors
+	rcpts    int32 // in the current transaction
+	allRcpts int32 // in the whole session, for the verdict
+	messages int32
+	curData  int32 // bytes of the current message; MaxDataSize is at most 1 GiB
+	outcome  string
 
 	dripped   int64
 	dataBytes int64
-	curData   int64
 	helo      string
 	from      string
-	haveMail  bool
-	rcpts     int // in the current transaction
-	allRcpts  int // in the whole session, for the verdict
-	messages  int
 	sample    *sample
 }
 
@@ -226,7 +224,7 @@ func (t *Tarpit) data(s *sess, b []byte) []byte {
 	}
 	t.cfg.Sampler.data(s, b[text:])
 	t.countData(s, len(b))
-	if s.curData > t.cfg.MaxDataSize {
+	if int64(s.curData) > t.cfg.MaxDataSize {
 		// The end cannot be found within the bound: refuse and close.
 		s.state = stCommand
 		s.closeWith("data-too-big", t.finalReply(s))
@@ -237,7 +235,7 @@ func (t *Tarpit) data(s *sess, b []byte) []byte {
 var cr = []byte{'\r'}
 
 func (t *Tarpit) countData(s *sess, n int) {
-	s.curData += int64(n)
+	s.curData += int32(min(n, 1<<30))
 	s.dataBytes += int64(n)
 }
 

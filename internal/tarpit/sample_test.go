@@ -86,7 +86,7 @@ func newSampler(t testing.TB, maxSize int64) (*Sampler, string) {
 func endSess(tp *Tarpit, s *sess, outcome string) {
 	tp.mu.Lock()
 	tp.total++
-	tp.perPrefix[s.prefix]++
+	tp.perPrefix[tp.prefix(s.info.Client.Addr())]++
 	tp.mu.Unlock()
 	tp.end(s, outcome, nil)
 }

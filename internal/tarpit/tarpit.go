@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -113,6 +114,12 @@ func New(cfg Config, onEnd func(Verdict)) *Tarpit {
 	}
 }
 
+// A flood is floodSize sessions added with no pause of floodQuiet.
+const (
+	floodSize  = 1024
+	floodQuiet = 5 * time.Second
+)
+
 // readChunk bounds what one session reads per wake-up; the scheduler
 // shares one buffer of this size across all sessions.
 const readChunk = 4096
@@ -172,7 +179,7 @@ func (t *Tarpit) Add(c net.Conn, info Info, pending []byte) error {
 		return fmt.Errorf("tarpit: %w", err)
 	}
 	now := toMono(time.Now())
-	s := &sess{fd: fd, info: info, prefix: pfx, start: now, lastIn: now, due: now, state: stCommand}
+	s := &sess{fd: fd, info: info, start: now, lastIn: now, due: now, state: stCommand}
 	if len(pending) > 0 {
 		s.in = append([]byte(nil), pending[:min(len(pending), readChunk)]...)
 	}
@@ -259,15 +266,29 @@ func detach(c net.Conn) (int, error) {
 func (t *Tarpit) Run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	var (
+		flood   int // sessions added since memory was last handed back
+		lastAdd time.Time
+	)
 	for {
 		t.mu.Lock()
 		for _, s := range t.incoming {
 			heap.Push(&t.queue, s)
 		}
+		if n := len(t.incoming); n > 0 {
+			flood, lastAdd = flood+n, time.Now()
+		}
 		t.incoming = t.incoming[:0]
 		t.mu.Unlock()
 
 		now := time.Now()
+		// A flood of new sessions leaves the garbage of their accept
+		// path behind; once it has settled, hand that memory back
+		// rather than keep it for the next flood.
+		if flood >= floodSize && now.Sub(lastAdd) >= floodQuiet {
+			debug.FreeOSMemory()
+			flood = 0
+		}
 		for len(t.queue) > 0 && t.queue[0].due <= toMono(now) {
 			s := t.queue[0]
 			t.stats.observeLateness(toMono(now).sub(s.due))
@@ -415,14 +436,14 @@ func (t *Tarpit) write(s *sess) bool {
 // end closes a session and reports it.
 func (t *Tarpit) end(s *sess, outcome string, err error) {
 	unix.Close(s.fd)
-	t.release(s.prefix)
+	t.release(t.prefix(s.info.Client.Addr()))
 	if s.sample != nil && t.cfg.Sampler != nil && s.sample.started {
 		t.cfg.Sampler.write(s, t.cfg.Hostname, false)
 	}
 	if t.onEnd != nil {
 		t.onEnd(Verdict{
 			Info: s.info, Outcome: outcome, Held: toMono(time.Now()).sub(s.start), Dripped: s.dripped,
-			Helo: s.helo, From: s.from, Rcpts: s.allRcpts, Messages: s.messages, DataBytes: s.dataBytes, Err: err,
+			Helo: s.helo, From: s.from, Rcpts: int(s.allRcpts), Messages: int(s.messages), DataBytes: s.dataBytes, Err: err,
 		})
 	}
 }
