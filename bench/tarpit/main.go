@@ -44,7 +44,6 @@ type options struct {
 	connectTimeout time.Duration
 	dialers        int
 	rate           float64
-	maxSessions    int
 }
 
 func main() {
@@ -84,7 +83,6 @@ Flags:
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", 5*time.Minute, "limit for opening all connections")
 	fs.IntVar(&o.dialers, "dialers", 64, "dials in flight per client process")
 	fs.Float64Var(&o.rate, "rate", 0, "connections opened per second, all clients together; 0: as fast as -dialers allows")
-	fs.IntVar(&o.maxSessions, "smtp-max-sessions", 100, "greypit smtp.max_sessions (connections not yet handed to the tarpit count against it)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -119,6 +117,9 @@ Flags:
 	defer cancel()
 
 	res, err := run(ctx, &o)
+	if res != nil && err != nil {
+		res.Error = err.Error()
+	}
 	if res != nil {
 		printSummary(os.Stdout, res)
 		if o.out != "" {
@@ -166,6 +167,7 @@ type Result struct {
 	Stutter  string   `json:"stutter"`
 	LineLen  int      `json:"endlessh_line_len,omitempty"`
 	Failures []string `json:"failures"`
+	Error    string   `json:"error,omitempty"` // the run stopped early: its figures are incomplete
 
 	Idle ProcSample  `json:"idle"`           // after start, before any connection
 	Held *ProcSample `json:"held,omitempty"` // all connections up (and accepted)
@@ -734,10 +736,17 @@ func printSummary(w io.Writer, r *Result) {
 	for _, w := range r.Warnings {
 		p("WARNING       %s", w)
 	}
-	if len(r.Failures) == 0 {
+	if r.Error != "" {
+		p("RESULT        ERROR: the run stopped early: %s", firstLine(r.Error))
+	} else if len(r.Failures) == 0 {
 		p("RESULT        OK: all %d connections held through the window", r.Conns)
 	}
 	for _, f := range r.Failures {
 		p("RESULT        FAIL: %s", f)
 	}
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }

@@ -109,7 +109,7 @@ func prepareGreypit(o *options, dir string) (*target, error) {
 [smtp]
 listen = "127.0.0.1:%d"
 hostname = "bench.test"
-max_sessions = %d
+max_sessions = 100
 greet_wait = "0s"
 
 [backend]
@@ -131,7 +131,7 @@ max_per_prefix = 20000
 pressure = 1.0
 idle_timeout = "1h"
 session_timeout = "2h"
-`, port, o.maxSessions, closed, filepath.Join(dir, "greypit.db"), block, o.stutter.String())
+`, port, closed, filepath.Join(dir, "greypit.db"), block, o.stutter.String())
 	cfgPath := filepath.Join(dir, "greypit.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err
