@@ -73,10 +73,11 @@ type Server struct {
 	// MaxSessions caps concurrent connections; above it a new one gets 421.
 	MaxSessions int
 
-	active atomic.Int64
-	seq    atomic.Uint64
-	prefix string
-	wg     sync.WaitGroup
+	initOnce sync.Once
+	active   atomic.Int64
+	seq      atomic.Uint64
+	prefix   string
+	wg       sync.WaitGroup
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -114,15 +115,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 }
 
-var initOnce sync.Mutex
-
+// init runs once per server, whichever listener's Serve comes first.
 func (s *Server) init() {
-	initOnce.Lock()
-	defer initOnce.Unlock()
-	if s.conns == nil {
+	s.initOnce.Do(func() {
 		s.conns = map[net.Conn]struct{}{}
 		s.prefix = strconv.FormatInt(time.Now().Unix()%100000, 36)
-	}
+	})
 }
 
 // Drain waits for sessions to end, up to ctx; then it closes the rest.
