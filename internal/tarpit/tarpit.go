@@ -127,6 +127,9 @@ const readChunk = 4096
 // sendBuffer is the SO_SNDBUF of a held socket (Linux doubles it).
 const sendBuffer = 8 << 10
 
+// recvBuffer is the SO_RCVBUF of a held socket (Linux doubles it).
+const recvBuffer = 8 << 10
+
 // maxQueued bounds the replies waiting to be dripped to one session.
 // Past it, greypit stops reading the session's input.
 const maxQueued = 2048
@@ -257,6 +260,12 @@ func detach(c net.Conn) (int, error) {
 	// this socket's (by autotuning, up to tcp_wmem's maximum: megabytes
 	// of greypit's host memory per bot).
 	unix.SetsockoptInt(nfd, unix.SOL_SOCKET, unix.SO_SNDBUF, sendBuffer)
+	// Likewise the receive buffer: greypit reads a held bot in small
+	// chunks, which to the kernel looks like a reader that keeps up, and
+	// autotuning would grow the buffer towards tcp_rmem's maximum (32 MB
+	// on some hosts) for a bot that pipelines without end. Pinned, the
+	// bot's own writes block instead.
+	unix.SetsockoptInt(nfd, unix.SOL_SOCKET, unix.SO_RCVBUF, recvBuffer)
 	c.Close()
 	return nfd, nil
 }
