@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what greypit's tests (and scripts/run.sh) need from Debian's
 # packages when it is missing: postfix (postfix, postconf, postqueue) and
-# swaks, plus ca-certificates. Idempotent: when everything is there it
+# swaks with the Perl modules it needs for IPv6 and TLS, plus
+# ca-certificates. Idempotent: when everything is there it
 # installs nothing and does not touch apt. Needs root to install; without
 # root it says what is missing and exits 1.
 #
@@ -15,20 +16,34 @@
 # store) and chromium go into pkg_of and the default `want` below.
 set -euo pipefail
 
-# command -> Debian package
+# command -> Debian package. A name with "::" is a Perl module: swaks needs
+# IO::Socket::INET6 for IPv6 and Net::SSLeay/IO::Socket::SSL for STARTTLS,
+# which Debian only recommends, so --no-install-recommends leaves them out.
 declare -A pkg_of=(
 	[postfix]=postfix
 	[postconf]=postfix
 	[postqueue]=postfix
 	[swaks]=swaks
+	[IO::Socket::INET6]=libio-socket-inet6-perl
+	[Net::SSLeay]=libnet-ssleay-perl
+	[IO::Socket::SSL]=libio-socket-ssl-perl
 )
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(postfix postconf postqueue swaks)
+[ ${#want[@]} -gt 0 ] || want=(postfix postconf postqueue swaks IO::Socket::INET6 Net::SSLeay IO::Socket::SSL)
+
+# present reports whether a command (or, for a name with "::", a Perl
+# module) is installed.
+present() {
+	case "$1" in
+	*::*) perl -M"$1" -e 1 >/dev/null 2>&1 ;;
+	*) PATH="$PATH:/usr/sbin:/sbin" command -v "$1" >/dev/null 2>&1 ;;
+	esac
+}
 
 missing=()
 for cmd in "${want[@]}"; do
 	pkg=${pkg_of[$cmd]:-$cmd}
-	if PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1; then
+	if present "$cmd"; then
 		continue
 	fi
 	echo "test-deps.sh: $cmd is missing (package $pkg)"
@@ -70,7 +85,7 @@ run apt-get install -y -qq --no-install-recommends "${missing[@]}" ca-certificat
 
 still=()
 for cmd in "${want[@]}"; do
-	PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || still+=("$cmd")
+	present "$cmd" || still+=("$cmd")
 done
 if [ ${#still[@]} -gt 0 ]; then
 	echo "test-deps.sh: still missing after install: ${still[*]}" >&2
