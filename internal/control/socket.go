@@ -31,11 +31,12 @@ type request struct {
 }
 
 type response struct {
-	Entry *store.Entry `json:"entry,omitempty"`
-	Why   *Why         `json:"why,omitempty"`
-	Done  bool         `json:"done,omitempty"`
-	N     int          `json:"n,omitempty"`
-	Error string       `json:"error,omitempty"`
+	Entry *store.Entry   `json:"entry,omitempty"`
+	Why   *Why           `json:"why,omitempty"`
+	Hit   *store.TrapHit `json:"hit,omitempty"`
+	Done  bool           `json:"done,omitempty"`
+	N     int            `json:"n,omitempty"`
+	Error string         `json:"error,omitempty"`
 }
 
 // maxRequest bounds the request line.
@@ -147,6 +148,8 @@ func dispatch(ctx context.Context, req request, ops Ops, br *bufio.Reader, enc *
 		return dispatch(ctx, request{Op: "list"}, ops, br, enc)
 	case "load":
 		return ops.Load(ctx, br)
+	case "trap-hits":
+		return dispatchTrapHits(ctx, ops, enc)
 	}
 	return 0, fmt.Errorf("unknown operation %q", req.Op)
 }
