@@ -71,9 +71,9 @@ type Server struct {
 	PregreetTTL time.Duration
 	// Traps, if set, blacklists grey hosts that use a spamtrap address and
 	// tarpits the rest of their session (traps.go).
-	Traps       *traps.Checker
-	Session     session.Config
-	WhiteTTL    time.Duration
+	Traps    *traps.Checker
+	Session  session.Config
+	WhiteTTL time.Duration
 	// MaxSessions caps concurrent connections; above it a new one gets 421.
 	MaxSessions int
 

@@ -52,4 +52,3 @@ func (s *Server) trappedToTarpit(c net.Conn, id string, client netip.AddrPort, r
 	}
 	return err
 }
-
