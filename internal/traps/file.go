@@ -137,13 +137,15 @@ func stamp(files []string) string {
 }
 
 // Watch reloads the files when one of them changes (polled every interval)
-// and whenever hup delivers, until ctx is done. A failed reload is logged
-// and keeps the previous set; it is not retried until the files change
-// again.
+// and whenever hup delivers, until ctx is done. A change is read once it
+// has held still for one interval, so a file caught between truncation and
+// rewrite does not empty the traps. A failed reload is logged and keeps
+// the previous set; it is not retried until the files change again.
 func (f *Files) Watch(ctx context.Context, every time.Duration, hup <-chan os.Signal, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
-	failed := ""
+	failed, seen := "", ""
+	var seenAt time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -152,6 +154,12 @@ func (f *Files) Watch(ctx context.Context, every time.Duration, hup <-chan os.Si
 		case <-t.C:
 			st := stamp(f.files)
 			if st == f.cur.Load().stamp || st == failed {
+				continue
+			}
+			if st != seen || time.Since(seenAt) < every { // just changed, or still changing
+				if st != seen {
+					seen, seenAt = st, time.Now()
+				}
 				continue
 			}
 		}

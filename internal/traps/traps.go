@@ -185,7 +185,7 @@ func Canonical(s string) (string, error) {
 		return "", fmt.Errorf("%q is too long for a mail address (RFC 5321 §4.5.3.1)", s)
 	case strings.ContainsFunc(a, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '<' || r == '>' }):
 		return "", fmt.Errorf("%q: spaces, control characters or angle brackets in a mail address", s)
-	case strings.ContainsAny(a[at+1:], "@"), strings.HasPrefix(a[at+1:], "."), strings.Contains(a[at+1:], ".."):
+	case strings.ContainsAny(a[at+1:], "@"), strings.HasPrefix(a[at+1:], "."), strings.HasSuffix(a[at+1:], "."), strings.Contains(a[at+1:], ".."):
 		return "", fmt.Errorf("%q: bad domain", s)
 	}
 	return a, nil
