@@ -82,7 +82,10 @@ func TestWatch(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	hup := make(chan os.Signal, 1)
 	done := make(chan struct{})
-	go func() { defer close(done); f.Watch(ctx, 5*time.Millisecond, hup, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	go func() {
+		defer close(done)
+		f.Watch(ctx, 5*time.Millisecond, hup, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}()
 	defer func() { cancel(); <-done }()
 
 	os.WriteFile(p, []byte("one@example.org\ntwo@example.org\n"), 0o644)
