@@ -3,7 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -16,27 +16,13 @@ import (
 // trapsCmd runs `greypit traps VERB`. Like `greypit db` it talks to the
 // daemon's control socket, or opens the store itself when none runs.
 func trapsCmd(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("traps", stderr)
-	var cf configFlags
-	cf.register(fs)
-	if err := fs.Parse(args); err != nil {
+	var asJSON *bool
+	cf, verb, vfs, err := parseVerb("traps", "hits", args, stderr, func(vfs *flag.FlagSet) {
+		asJSON = vfs.Bool("json", false, "print JSON lines")
+	})
+	if err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
-		return errors.New("traps: missing verb (hits)")
-	}
-	verb, rest := fs.Arg(0), fs.Args()[1:]
-	vfs := newFlagSet("traps "+verb, stderr)
-	var vcf configFlags // -config and -set may also follow the verb
-	vcf.register(vfs)
-	asJSON := vfs.Bool("json", false, "print JSON lines")
-	if err := vfs.Parse(rest); err != nil {
-		return err
-	}
-	if vcf.path != "" {
-		cf.path = vcf.path
-	}
-	cf.sets = append(cf.sets, vcf.sets...)
 	switch verb {
 	case "hits":
 		if vfs.NArg() > 0 {
@@ -45,11 +31,7 @@ func trapsCmd(args []string, stdout, stderr io.Writer) error {
 	default:
 		return fmt.Errorf("traps: unknown verb %q (hits)", verb)
 	}
-	cfg, err := cf.load()
-	if err != nil {
-		return err
-	}
-	ops, closeOps, err := openOps(cfg)
+	ops, closeOps, err := cf.openOps()
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package traps
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/greypit/greypit/internal/lists"
 )
 
 // Source is where a trap address was written.
@@ -62,31 +63,13 @@ func (f *Files) Reload() error {
 }
 
 func (s *fileSet) load(name string) error {
-	fh, err := os.Open(name)
-	if err != nil {
-		return err
-	}
-	defer fh.Close()
-	sc := bufio.NewScanner(fh)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Text()
-		if n == 1 {
-			line = strings.TrimPrefix(line, "\uFEFF")
-		}
+	return lists.ScanFile(name, func(n int, line string) error {
 		addr, ok, err := ParseLine(line)
-		if err != nil {
-			return fmt.Errorf("%s:%d: %w", name, n, err)
-		}
 		if _, dup := s.addrs[addr]; ok && !dup {
 			s.addrs[addr] = Source{File: name, Line: n}
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("%s:%d: %w", name, n+1, err)
-	}
-	return nil
+		return err
+	})
 }
 
 // ParseLine parses one line of a trap file: a mail address, "#" starts a
