@@ -37,6 +37,8 @@ type Web struct {
 
 	mu       sync.Mutex
 	visitors map[netip.Prefix]*allowance
+	all      allowance // all visitors together: globalBurst, one per globalEvery
+	swept    time.Time
 }
 
 // allowance is a token bucket: tokens as of when.
@@ -46,8 +48,16 @@ type allowance struct {
 }
 
 // maxVisitors bounds the rate limiter's table; above it, visitors whose
-// allowance is full again are forgotten.
+// allowance is full again are forgotten, at most once a second.
 const maxVisitors = 65536
+
+// New addresses for all visitors together are limited too, so a crowd of
+// harvesters (or one with many IPv6 /64s) cannot make the store write
+// more than about this many records per second.
+const (
+	globalBurst = 100
+	globalEvery = 50 * time.Millisecond
+)
 
 func (w *Web) now() time.Time {
 	if w.Now != nil {
@@ -63,22 +73,34 @@ func (w *Web) allow(p netip.Prefix, now time.Time) bool {
 	if w.visitors == nil {
 		w.visitors = map[netip.Prefix]*allowance{}
 	}
-	if len(w.visitors) >= maxVisitors {
-		for k, a := range w.visitors {
-			if w.refill(a, now) >= float64(w.Burst) {
-				delete(w.visitors, k)
+	a := w.visitors[p]
+	if a == nil {
+		if len(w.visitors) >= maxVisitors && now.Sub(w.swept) >= time.Second {
+			w.swept = now
+			for k, a := range w.visitors {
+				if refill(a, now, w.Burst, w.Every) >= float64(w.Burst) {
+					delete(w.visitors, k)
+				}
 			}
 		}
 		if len(w.visitors) >= maxVisitors {
-			return false // a flood from everywhere: no new addresses for anyone
+			return false // a flood from everywhere: no new addresses for newcomers
 		}
-	}
-	a := w.visitors[p]
-	if a == nil {
 		a = &allowance{tokens: float64(w.Burst), when: now}
 		w.visitors[p] = a
 	}
-	a.tokens, a.when = w.refill(a, now), now
+	if w.all.when.IsZero() {
+		w.all = allowance{tokens: globalBurst, when: now}
+	}
+	if !take(a, now, w.Burst, w.Every) {
+		return false
+	}
+	return take(&w.all, now, globalBurst, globalEvery)
+}
+
+// take refills a and takes one visit from it if there is one.
+func take(a *allowance, now time.Time, burst int, every time.Duration) bool {
+	a.tokens, a.when = refill(a, now, burst, every), now
 	if a.tokens < 1 {
 		return false
 	}
@@ -86,8 +108,8 @@ func (w *Web) allow(p netip.Prefix, now time.Time) bool {
 	return true
 }
 
-func (w *Web) refill(a *allowance, now time.Time) float64 {
-	return min(float64(w.Burst), a.tokens+float64(now.Sub(a.when))/float64(w.Every))
+func refill(a *allowance, now time.Time, burst int, every time.Duration) float64 {
+	return min(float64(burst), a.tokens+float64(now.Sub(a.when))/float64(every))
 }
 
 // visitorKey groups IPv6 visitors by /64: one host usually has a whole one.

@@ -2,6 +2,7 @@ package traps
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -112,5 +113,23 @@ func TestNewLocalPart(t *testing.T) {
 			t.Fatalf("local part %q (seen before: %v)", s, seen[s])
 		}
 		seen[s] = true
+	}
+}
+
+// Many visitors together get at most globalBurst addresses at once.
+func TestWebGlobalLimit(t *testing.T) {
+	w, _, now := newWeb(t)
+	ok := 0
+	for i := range globalBurst + 20 {
+		if visit(w, "GET", "/", fmt.Sprintf("[2001:db8:%x::1]:1", i)).Code == 200 {
+			ok++
+		}
+	}
+	if ok != globalBurst {
+		t.Errorf("%d of %d visitors got an address, want %d", ok, globalBurst+20, globalBurst)
+	}
+	*now = now.Add(globalEvery)
+	if c := visit(w, "GET", "/", "192.0.2.200:1").Code; c != 200 {
+		t.Errorf("after %v: %d", globalEvery, c)
 	}
 }
