@@ -14,18 +14,16 @@ import (
 // traps decides and records). A failed check lets the envelope through to
 // greylisting; a failed record still tarpits the rest of the session.
 func (s *Server) trap(ctx context.Context, a netip.Addr, helo, from, rcpt string) (string, bool) {
-	hit, ok, err := s.Traps.Check(ctx, a, from, rcpt)
-	if err != nil {
+	h, e, hit, err := s.Traps.CheckAndRecord(ctx, a, helo, from, rcpt)
+	switch {
+	case err != nil && !hit:
 		s.Log.Warn("spamtrap check failed", "client", a.String(), "err", err)
 		return "", false
-	}
-	if !ok {
-		return "", false
-	}
-	e, err := s.Traps.Record(ctx, a, helo, from, hit)
-	if err != nil {
+	case err != nil:
 		s.Log.Error("spamtrap hit not recorded", "client", a.String(), "err", err)
-		return hit.Field + " " + hit.Address + " (" + hit.Rule + ")", true
+		return h.Field + " " + h.Address + " (" + h.Rule + ")", true
+	case !hit:
+		return "", false
 	}
 	return e.Reason, true
 }

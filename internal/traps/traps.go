@@ -245,3 +245,16 @@ func Describe(h store.TrapHit) string {
 	}
 	return s
 }
+
+// CheckAndRecord is Check followed, on a hit, by Record: what an SMTP
+// path calls per MAIL (rcpt "") and per RCPT. hit reports a trap hit even
+// when recording it failed (err set): the caller should still treat the
+// session as trapped.
+func (c *Checker) CheckAndRecord(ctx context.Context, client netip.Addr, helo, from, rcpt string) (h Hit, e store.Entry, hit bool, err error) {
+	h, hit, err = c.Check(ctx, client, from, rcpt)
+	if !hit || err != nil {
+		return h, store.Entry{}, false, err
+	}
+	e, err = c.Record(ctx, client, helo, from, h)
+	return h, e, true, err
+}
