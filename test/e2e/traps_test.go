@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -125,6 +126,28 @@ func TestTrapsSMTP(t *testing.T) {
 		g.swaks("127.0.0.29", "added@example.test", "to an added trap after a bad edit")
 		if w := why(t, g, "127.0.0.29"); !strings.Contains(w, "BLACK") {
 			t.Errorf("db why after a broken reload:\n%s", w)
+		}
+		// SIGHUP re-reads the file even when size and time look unchanged
+		// (the poller cannot see this edit).
+		fi, _ := os.Stat(trapFile)
+		fixed := "listed@example.test\nh@example.test\n"
+		if int64(len(fixed)) != fi.Size() {
+			t.Fatalf("test bug: %d bytes, the broken file has %d", len(fixed), fi.Size())
+		}
+		os.WriteFile(trapFile, []byte(fixed), 0o644)
+		os.Chtimes(trapFile, fi.ModTime(), fi.ModTime())
+		reloads := strings.Count(g.Log(), `msg="reloaded trap files"`)
+		g.cmd.Process.Signal(syscall.SIGHUP)
+		deadline := time.Now().Add(20 * time.Second)
+		for strings.Count(g.Log(), `msg="reloaded trap files"`) == reloads {
+			if time.Now().After(deadline) {
+				t.Fatalf("no reload after SIGHUP:\n%s", g.Log())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		g.swaks("127.0.0.31", "h@example.test", "to a trap added before SIGHUP")
+		if w := why(t, g, "127.0.0.31"); !strings.Contains(w, "traps.files "+trapFile+":2") {
+			t.Errorf("db why after SIGHUP:\n%s", w)
 		}
 	})
 
