@@ -69,13 +69,13 @@ type Server struct {
 	// Black instead.
 	Tarpit      *tarpit.Tarpit
 	PregreetTTL time.Duration
-	// Traps, if set, blacklists grey hosts that use a spamtrap address and
-	// tarpits the rest of their session (traps.go).
-	Traps    *traps.Checker
-	Session  session.Config
-	WhiteTTL time.Duration
+	Session     session.Config
+	WhiteTTL    time.Duration
 	// MaxSessions caps concurrent connections; above it a new one gets 421.
 	MaxSessions int
+	// Traps, if set, blacklists grey hosts that use a spamtrap address and
+	// tarpits the rest of their session (traps.go).
+	Traps *traps.Checker
 
 	initOnce sync.Once
 	active   atomic.Int64
