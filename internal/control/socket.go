@@ -31,12 +31,13 @@ type request struct {
 }
 
 type response struct {
-	Entry *store.Entry   `json:"entry,omitempty"`
-	Why   *Why           `json:"why,omitempty"`
-	Hit   *store.TrapHit `json:"hit,omitempty"`
-	Done  bool           `json:"done,omitempty"`
-	N     int            `json:"n,omitempty"`
-	Error string         `json:"error,omitempty"`
+	Entry *store.Entry `json:"entry,omitempty"`
+	Why   *Why         `json:"why,omitempty"`
+	Done  bool         `json:"done,omitempty"`
+	N     int          `json:"n,omitempty"`
+	Error string       `json:"error,omitempty"`
+
+	Hit *store.TrapHit `json:"hit,omitempty"` // trap-hits (traps.go)
 }
 
 // maxRequest bounds the request line.
