@@ -117,7 +117,17 @@ func describe(e *store.Entry) string {
 	return s
 }
 
+// SourceTrap marks black entries made by a spamtrap hit (package traps).
+const SourceTrap = "trap"
+
+// TrapReason is what a host blacklisted by a trap hit is told: the entry's
+// own reason names the trap, which must not reach the spammer.
+const TrapReason = "listed as a spam source"
+
 func blackReason(e *store.Entry) string {
+	if e.Source == SourceTrap {
+		return TrapReason
+	}
 	if e.Reason != "" {
 		return e.Reason
 	}

@@ -107,7 +107,8 @@ func TestPrecedence(t *testing.T) {
 		// IPv4-mapped clients meet IPv4 list entries.
 		{"::ffff:192.0.2.1", White, "lists.allow " + f.allowFile + ":2 (192.0.2.1)", "", "", "192.0.2.1"},
 		// 2. store black beats store white, even a more specific white.
-		{"198.51.100.7", Black, "store black 198.51.100.0/25, source trap, reason \"hit the trap\"", "hit the trap", "198.51.100.0/25", ""},
+		// A trap entry's reason names the trap: the client gets TrapReason.
+		{"198.51.100.7", Black, "store black 198.51.100.0/25, source trap, reason \"hit the trap\"", TrapReason, "198.51.100.0/25", ""},
 		// 3. manual white beats the block list.
 		{"203.0.113.5", White, "store white 203.0.113.5, source db, reason \"customer\"", "", "203.0.113.5", ""},
 		// 4. block list beats greylist-earned white.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -21,36 +22,19 @@ import (
 // db runs `greypit db`. With a daemon running it talks to its control
 // socket; otherwise it opens the store file itself.
 func db(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("db", stderr)
-	var cf configFlags
-	cf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() == 0 {
-		return errors.New("db: missing verb (list, add, del, why, dump, load)")
-	}
-	verb, rest := fs.Arg(0), fs.Args()[1:]
-	vfs := newFlagSet("db "+verb, stderr)
-	var vcf configFlags // -config and -set may also follow the verb
-	vcf.register(vfs)
-	kind := vfs.String("type", "", "entry `type`: white, grey, black or spamtrap")
-	asJSON := vfs.Bool("json", false, "print JSON lines")
-	ttl := vfs.String("ttl", "", "lifetime of added entries, e.g. 36d, 24h (default: white "+
-		"greylist.white_ttl, black and spamtrap never expire)")
-	reason := vfs.String("reason", "", "reason recorded with added entries")
-	if err := vfs.Parse(rest); err != nil {
-		return err
-	}
-	if vcf.path != "" {
-		cf.path = vcf.path
-	}
-	cf.sets = append(cf.sets, vcf.sets...)
-	cfg, err := cf.load()
+	var kind, ttl, reason *string
+	var asJSON *bool
+	cf, verb, vfs, err := parseVerb("db", "list, add, del, why, dump, load", args, stderr, func(vfs *flag.FlagSet) {
+		kind = vfs.String("type", "", "entry `type`: white, grey, black or spamtrap")
+		asJSON = vfs.Bool("json", false, "print JSON lines")
+		ttl = vfs.String("ttl", "", "lifetime of added entries, e.g. 36d, 24h (default: white "+
+			"greylist.white_ttl, black and spamtrap never expire)")
+		reason = vfs.String("reason", "", "reason recorded with added entries")
+	})
 	if err != nil {
 		return err
 	}
-	ops, closeOps, err := openOps(cfg)
+	ops, closeOps, err := cf.openOps()
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/greypit/greypit/internal/session"
 	"github.com/greypit/greypit/internal/store"
 	"github.com/greypit/greypit/internal/tarpit"
+	"github.com/greypit/greypit/internal/traps"
 )
 
 // probeEvery is how often the backend's EHLO extensions are re-read.
@@ -74,6 +75,10 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	trapFiles, err := traps.LoadFiles(cfg.Traps.Files)
+	if err != nil {
+		return err
+	}
 
 	// Listeners first: a port that is taken is the commonest startup
 	// failure, and it should stop greypit before anything else runs.
@@ -87,6 +92,13 @@ func serve(args []string, stderr io.Writer) error {
 			return fmt.Errorf("smtp.listen: %w", err)
 		}
 		lns = append(lns, ln)
+	}
+	webLn, err := listenTrapWeb(cfg)
+	if err != nil {
+		for _, l := range lns {
+			l.Close()
+		}
+		return err
 	}
 	ctlLn, err := control.Listen(cfg.ControlSocket())
 	if err != nil {
@@ -167,6 +179,7 @@ func serve(args []string, stderr io.Writer) error {
 		Sampler:        sampler,
 	}, srv.LogTarpit)
 	srv.Tarpit = tp
+	srv.Traps = newTrapChecker(cfg, classifier, st, trapFiles)
 	srv.PregreetTTL = cfg.Tarpit.PregreetTTL.Duration
 
 	var wg sync.WaitGroup
@@ -191,6 +204,10 @@ func serve(args []string, stderr io.Writer) error {
 	})
 	bg(func() { reloadLoop(ctx, lset, tlsh, log) })
 	bg(func() { tp.Run(ctx) })
+	bg(func() { watchTrapFiles(ctx, trapFiles, log) })
+	if webLn != nil {
+		bg(func() { serveTrapWeb(ctx, cfg, webLn, st, log) })
+	}
 
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {

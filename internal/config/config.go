@@ -33,6 +33,7 @@ type Config struct {
 	Control  Control  `toml:"control"`
 	Log      Log      `toml:"log"`
 	Tarpit   Tarpit   `toml:"tarpit"`
+	Traps    Traps    `toml:"traps"`
 }
 
 // Tarpit configures what black hosts meet, and the pregreet test.
@@ -169,6 +170,7 @@ func Default() *Config {
 			PregreetTTL:    Duration{24 * time.Hour},
 			SampleMaxSize:  10 << 20,
 		},
+		Traps: defaultTraps(),
 	}
 }
 

@@ -167,6 +167,8 @@ func (c *Config) Validate() error {
 		bad("control.socket", "%q is longer than 107 bytes (when empty it is store.path + \".sock\")", sock)
 	}
 
+	errs = append(errs, c.Traps.validate()...)
+
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

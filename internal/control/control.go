@@ -48,6 +48,8 @@ type Ops interface {
 	Why(ctx context.Context, addr string) (Why, error)
 	Dump(ctx context.Context, w io.Writer) error
 	Load(ctx context.Context, r io.Reader) (int, error)
+	// TrapHits lists the spamtrap hits kept (traps.go).
+	TrapHits(ctx context.Context, fn func(store.TrapHit) error) error
 }
 
 // Local runs Ops directly on a store.

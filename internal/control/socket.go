@@ -36,6 +36,8 @@ type response struct {
 	Done  bool         `json:"done,omitempty"`
 	N     int          `json:"n,omitempty"`
 	Error string       `json:"error,omitempty"`
+
+	Hit *store.TrapHit `json:"hit,omitempty"` // trap-hits (traps.go)
 }
 
 // maxRequest bounds the request line.
@@ -147,6 +149,8 @@ func dispatch(ctx context.Context, req request, ops Ops, br *bufio.Reader, enc *
 		return dispatch(ctx, request{Op: "list"}, ops, br, enc)
 	case "load":
 		return ops.Load(ctx, br)
+	case "trap-hits":
+		return dispatchTrapHits(ctx, ops, enc)
 	}
 	return 0, fmt.Errorf("unknown operation %q", req.Op)
 }

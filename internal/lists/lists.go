@@ -11,12 +11,10 @@
 package lists
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"iter"
 	"net/netip"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,34 +53,16 @@ func LoadFiles(name string, files []string) (*List, error) {
 }
 
 func (l *List) load(file string) error {
-	fh, err := os.Open(file)
-	if err != nil {
-		return err
-	}
-	defer fh.Close()
-	sc := bufio.NewScanner(fh)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Text()
-		if n == 1 {
-			line = strings.TrimPrefix(line, "\uFEFF")
-		}
+	return ScanFile(file, func(n int, line string) error {
 		p, text, ok, err := parseLine(line)
-		if err != nil {
-			return fmt.Errorf("%s:%d: %w", file, n, err)
-		}
-		if !ok {
-			continue
+		if err != nil || !ok {
+			return err
 		}
 		if _, dup := l.table.Get(p); !dup {
 			l.table.Insert(p, Source{File: file, Line: n, Text: text})
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("%s:%d: %w", file, n+1, err)
-	}
-	return nil
+		return nil
+	})
 }
 
 // parseLine parses one line of a list file. ok is false for a line with no

@@ -28,6 +28,7 @@ import (
 	"github.com/greypit/greypit/internal/smtp"
 	"github.com/greypit/greypit/internal/store"
 	"github.com/greypit/greypit/internal/tarpit"
+	"github.com/greypit/greypit/internal/traps"
 )
 
 // BlackHandler serves connections from black hosts. The tarpit plugs in
@@ -72,6 +73,9 @@ type Server struct {
 	WhiteTTL    time.Duration
 	// MaxSessions caps concurrent connections; above it a new one gets 421.
 	MaxSessions int
+	// Traps, if set, blacklists grey hosts that use a spamtrap address and
+	// tarpits the rest of their session (traps.go).
+	Traps *traps.Checker
 
 	initOnce sync.Once
 	active   atomic.Int64
@@ -228,6 +232,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		if s.Tarpit != nil {
 			deps.Pregreet = s.pregreet
 		}
+		s.trapDeps(deps)
 		sess := session.New(c, &s.Session, deps, log)
 		stop := context.AfterFunc(ctx, sess.Shutdown)
 		r := sess.Run(ctx)
@@ -242,8 +247,20 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 			attrs = append(attrs, "outcome", "tarpit-full", "err", err.Error())
 			break
 		}
+		if r.Outcome == "trapped" {
+			err := s.trappedToTarpit(c, id, client, r, sess.Pending())
+			if err == nil {
+				owned = false
+				return
+			}
+			attrs = append(attrs, "outcome", "tarpit-full", "trap", r.Trap, "err", err.Error())
+			break
+		}
 		attrs = append(attrs, "outcome", r.Outcome, "helo", r.Helo, "from", r.From,
 			"rcpts", r.Rcpts, "deferred", r.Deferred, "tls", r.TLS, "pregreet", r.Pregreet)
+		if r.Trap != "" {
+			attrs = append(attrs, "trap", r.Trap)
+		}
 		if r.Outcome == "handoff" {
 			attrs = append(attrs, "to_backend", r.Splice.ToBackend, "to_client", r.Splice.ToClient)
 		}
@@ -275,10 +292,15 @@ func lingeringClose(c net.Conn) {
 func (s *Server) toTarpit(c net.Conn, id string, client netip.AddrPort, reason, rule string, pending []byte) error {
 	err := s.Tarpit.Add(c, tarpit.Info{ID: id, Client: client, Reason: reason, Rule: rule}, pending)
 	if err != nil {
-		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		c.Write(smtp.Reply{Code: 421, Enhanced: "4.7.0", Lines: []string{s.Session.Hostname + " Too many connections, please try again later"}}.Bytes())
+		s.toTarpitRefused(c)
 	}
 	return err
+}
+
+// toTarpitRefused answers a black host the tarpit has no room for.
+func (s *Server) toTarpitRefused(c net.Conn) {
+	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	c.Write(smtp.Reply{Code: 421, Enhanced: "4.7.0", Lines: []string{s.Session.Hostname + " Too many connections, please try again later"}}.Bytes())
 }
 
 // pregreetReason is the listing reason of an early talker.

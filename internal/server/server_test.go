@@ -242,7 +242,7 @@ func TestRejectBlack(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := f.dial(t)
-		c.expect(554, "5.7.1", hostname+" Service refused: spamtrap hit")
+		c.expect(554, "5.7.1", hostname+" Service refused: "+classify.TrapReason) // the trap itself is not told
 		c.expectEOF()
 		// The black host never reaches the backend nor greylisting.
 		n := 0

@@ -39,6 +39,7 @@ type harness struct {
 	mta    *testenv.FakeMTA // nil when the dialer points elsewhere
 	white  chan netip.Addr
 	wrap   bool // record the session's writes (see recConn)
+	trap   func(ctx context.Context, a netip.Addr, helo, from, rcpt string) (string, bool)
 
 	ln  net.Listener
 	wg  sync.WaitGroup
@@ -201,6 +202,7 @@ func (h *harness) start(early ...string) (*client, *running) {
 			h.white <- a
 			return nil
 		},
+		Trap: h.trap,
 	}
 	r.sess = session.New(sc, &h.cfg, deps, log)
 	h.wg.Add(1)

@@ -65,6 +65,12 @@ type Deps struct {
 	// banner; the session then ends with outcome "pregreet" without
 	// greeting, and the caller hands the connection to the tarpit.
 	Pregreet func(ctx context.Context, addr netip.Addr) error
+	// Trap, if set, is asked about the sender at MAIL (rcpt "") and about
+	// each recipient. When it reports a hit (it has blacklisted the host),
+	// the client gets the reply any sender or recipient would get, and the
+	// session ends with outcome "trapped" for the caller to hand the
+	// connection to the tarpit; see trap.go.
+	Trap func(ctx context.Context, addr netip.Addr, helo, from, rcpt string) (rule string, hit bool)
 }
 
 // Result is what happened, for the session's verdict log line.
@@ -75,6 +81,7 @@ type Result struct {
 	Rcpts    []string `json:",omitempty"` // recipients handed to the backend
 	Deferred []string `json:",omitempty"` // recipients greylisted
 	Pregreet bool     // the client talked before the banner
+	Trap     string   `json:",omitempty"` // the trap hit, if one was
 	TLS      bool
 	Splice   handoff.Stats
 	Err      error
@@ -106,6 +113,7 @@ type Session struct {
 	fromParams smtp.Params
 	nrcpt      int
 	backendErr bool // a hand-off failed for want of the backend
+	trapped    bool // a trap was hit inside TLS: nothing passes any more
 
 	res Result
 
@@ -221,7 +229,7 @@ func (s *Session) end(outcome string, err error) Result {
 		outcome = "closed"
 	}
 	switch {
-	case outcome == "handoff":
+	case outcome == "handoff", outcome == "trapped":
 	case s.backendErr:
 		outcome = "backend-error"
 	case len(s.res.Deferred) > 0:
@@ -299,7 +307,7 @@ func (s *Session) command(ctx context.Context) error {
 	case "STARTTLS":
 		return s.starttls(cmd)
 	case "MAIL":
-		return s.mail(cmd)
+		return s.mail(ctx, cmd)
 	case "RCPT":
 		return s.rcpt(ctx, cmd)
 	case "DATA":
@@ -445,7 +453,7 @@ func (s *Session) starttls(cmd smtp.Command) error {
 	return nil
 }
 
-func (s *Session) mail(cmd smtp.Command) error {
+func (s *Session) mail(ctx context.Context, cmd smtp.Command) error {
 	switch {
 	case s.helo == "":
 		return s.bad(503, "5.5.1", "Send HELO/EHLO first")
@@ -470,7 +478,7 @@ func (s *Session) mail(cmd smtp.Command) error {
 	s.from, s.fromParams = path, params
 	s.res.From = path.String()
 	s.reply(250, "2.1.0", "Ok")
-	return nil
+	return s.checkTrap(ctx, "")
 }
 
 func (s *Session) parseErr(err error, code int, enh string) error {
@@ -494,6 +502,10 @@ func (s *Session) rcpt(ctx context.Context, cmd smtp.Command) error {
 		return nil
 	}
 	s.nrcpt++
+	if s.trapped || s.isTrap(ctx, path.String()) {
+		s.reply(451, "4.7.1", greylistedText(s.deps.Greylist.Params.PassDelay))
+		return s.trappedEnd()
+	}
 	d, err := s.deps.Greylist.Check(ctx, s.client.Addr(), s.from.String(), path.String())
 	if err != nil {
 		s.log.Warn("greylist check failed", "err", err)
@@ -502,8 +514,7 @@ func (s *Session) rcpt(ctx context.Context, cmd smtp.Command) error {
 	}
 	if d.Outcome != store.GreyPass {
 		s.res.Deferred = append(s.res.Deferred, path.String())
-		secs := int(d.RetryIn.Round(time.Second) / time.Second)
-		s.reply(451, "4.7.1", fmt.Sprintf("Greylisted, please try again in %d seconds", max(secs, 1)))
+		s.reply(451, "4.7.1", greylistedText(d.RetryIn))
 		return nil
 	}
 	return s.handoff(ctx, path, params)

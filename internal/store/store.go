@@ -130,6 +130,8 @@ type Store interface {
 	// many it removed.
 	Expire(ctx context.Context, now time.Time) (int, error)
 	Close() error
+	// TrapStore keeps harvester visits and trap hits (traps.go).
+	TrapStore
 }
 
 // AddrKey is the key of a white or black entry for one address. IPv4-mapped

@@ -155,6 +155,10 @@ func (t *Tarpit) prefix(a netip.Addr) netip.Prefix {
 // input the caller already read from the client (an early talker's
 // pre-banner bytes); it is answered like any other input.
 func (t *Tarpit) Add(c net.Conn, info Info, pending []byte) error {
+	return t.add(c, info, pending, nil)
+}
+
+func (t *Tarpit) add(c net.Conn, info Info, pending []byte, r *Resume) error {
 	pfx := t.prefix(info.Client.Addr())
 	t.mu.Lock()
 	switch {
@@ -187,6 +191,9 @@ func (t *Tarpit) Add(c net.Conn, info Info, pending []byte) error {
 		s.in = append([]byte(nil), pending[:min(len(pending), readChunk)]...)
 	}
 	s.out, s.shared = t.banner, true
+	if r != nil {
+		r.apply(s)
+	}
 	t.mu.Lock()
 	if t.stopped {
 		// Run shut down while the socket was being detached: the
