@@ -38,18 +38,23 @@ func TestTarpitBlackHost(t *testing.T) {
 			c := testenv.Dial(t, "127.0.0.66:0", g.Addr)
 			start := time.Now()
 			var banner []byte
+			reads := 0
 			buf := make([]byte, 64)
 			for !strings.HasSuffix(string(banner), "\r\n") && len(banner) < 200 {
 				n, err := c.Read(buf)
 				if err != nil {
 					t.Fatalf("reading the banner: %v (got %q)", err, banner)
 				}
-				if n != 1 {
-					t.Fatalf("a read returned %d bytes at once: the banner is not dripped", n)
-				}
+				reads++
 				banner = append(banner, buf[:n]...)
 			}
 			elapsed := time.Since(start)
+			// Dripped, the banner arrives a byte per read; a busy machine
+			// may deschedule this reader for a few stutters now and then,
+			// so allow some reads of several bytes, not a banner in a few.
+			if reads < len(banner)/4 {
+				t.Errorf("banner of %d bytes came in %d reads: it is not dripped", len(banner), reads)
+			}
 			if min := time.Duration(len(banner)-1) * 20 * time.Millisecond; elapsed < min {
 				t.Errorf("banner of %d bytes took %v, want at least %v", len(banner), elapsed, min)
 			}
