@@ -152,7 +152,7 @@ func openOps(cfg *config.Config) (control.Ops, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("store.path: %w", err)
 	}
-	lset, err := lists.NewSet(cfg.Lists.Allow, cfg.Lists.Block)
+	lset, err := lists.NewSetFiles(listFiles(cfg))
 	if err != nil {
 		st.Close()
 		return nil, nil, err

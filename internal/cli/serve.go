@@ -66,7 +66,7 @@ func serve(args []string, stderr io.Writer) error {
 		return fmt.Errorf("store.path: %w", err)
 	}
 	defer st.Close()
-	lset, err := lists.NewSet(cfg.Lists.Allow, cfg.Lists.Block)
+	lset, err := lists.NewSetFiles(listFiles(cfg))
 	if err != nil {
 		return err
 	}
@@ -190,6 +190,7 @@ func serve(args []string, stderr io.Writer) error {
 		}
 	})
 	bg(func() { reloadLoop(ctx, lset, tlsh, log) })
+	bg(func() { pollLists(ctx, lset, cfg.Lists.PollEvery.Duration, log) })
 	bg(func() { tp.Run(ctx) })
 
 	errc := make(chan error, len(lns))
@@ -249,6 +250,6 @@ func reloadLoop(ctx context.Context, l *lists.Set, t *server.TLSHolder, log *slo
 			log.Error("reload failed; keeping the previous lists and certificate where broken", "err", err)
 			continue
 		}
-		log.Info("reloaded lists and certificate", "allow", l.Allow().Len(), "block", l.Block().Len())
+		log.Info("reloaded lists and certificate", "prefixes", l.Counts())
 	}
 }
