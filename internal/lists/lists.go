@@ -223,3 +223,19 @@ func (s *Set) Lists() (allow, block *List) {
 	p := s.cur.Load()
 	return p.allow, p.block
 }
+
+// Overlapping returns an entry that covers or lies inside p, if any: an
+// allow-listed host inside a network keeps that network from being
+// escalated.
+func (l *List) Overlapping(p netip.Prefix) (Source, bool) {
+	if l == nil || !p.IsValid() {
+		return Source{}, false
+	}
+	if _, src, ok := l.table.LookupPrefixLPM(p); ok {
+		return src, true
+	}
+	for _, src := range l.table.Subnets(p) {
+		return src, true
+	}
+	return Source{}, false
+}
