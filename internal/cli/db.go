@@ -15,6 +15,7 @@ import (
 	"github.com/greypit/greypit/internal/config"
 	"github.com/greypit/greypit/internal/control"
 	"github.com/greypit/greypit/internal/lists"
+	"github.com/greypit/greypit/internal/networks"
 	"github.com/greypit/greypit/internal/store"
 )
 
@@ -157,8 +158,19 @@ func openOps(cfg *config.Config) (control.Ops, func(), error) {
 		st.Close()
 		return nil, nil, err
 	}
+	asn, err := openASN(cfg)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	nets, err := newEngine(context.Background(), cfg, st, lset, asn, nil)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
 	return &control.Local{
-		Store:      st,
+		Networks:   nets,
+		Store:      networks.Observe(st, nets, nil),
 		Classifier: &classify.Classifier{Lists: lset, Store: st},
 		WhiteTTL:   cfg.Greylist.WhiteTTL.Duration,
 		PrefixV4:   cfg.Greylist.PrefixV4,
@@ -214,6 +226,10 @@ func printWhy(w control.Why, asJSON bool, out io.Writer) error {
 	case classify.Grey:
 		fmt.Fprintln(out, "  path: greylisted; a retry after the pass delay is handed to the backend")
 	}
+	for _, l := range w.Decision.Listings {
+		fmt.Fprintf(out, "  listed: %s: %s\n", l.Describe(), l.Message)
+	}
+	printNetwork(out, w.Network)
 	for _, e := range w.Grey {
 		state := "pending, passes from " + when(e.Pass)
 		if !e.Passed.IsZero() {

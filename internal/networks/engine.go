@@ -168,6 +168,9 @@ func (e *Engine) Rebuild(ctx context.Context) (up, down int, err error) {
 	return up, down, errors.Join(errs...)
 }
 
+// Load reads the index from the store without acting on it, for `db why`.
+func (e *Engine) Load(ctx context.Context) error { return e.load(ctx) }
+
 // load replaces the index with the store's entries. e.mu is held during
 // the scan, so an Observe in the meantime is not lost.
 func (e *Engine) load(ctx context.Context) error {
