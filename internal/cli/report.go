@@ -86,6 +86,9 @@ func printNetwork(out io.Writer, v *networks.Verdict) {
 		as = ", " + v.AS.String()
 	}
 	fmt.Fprintf(out, "  network %s%s: %d black host(s), score %.2f, escalates at %d\n", v.Network, as, len(v.Hosts), v.Score, v.Threshold)
+	if v.AS != nil {
+		fmt.Fprintf(out, "  %s: %d black host(s), score %.2f\n", v.AS, v.ASHosts, v.ASScore)
+	}
 	switch {
 	case v.Escalated != nil:
 		fmt.Fprintf(out, "  network escalated since %s, expires %s\n", when(v.Escalated.Created), when(v.Escalated.Expires))

@@ -235,6 +235,10 @@ type Verdict struct {
 	Blocker   string       `json:"blocker,omitempty"`
 	Escalate  bool         `json:"escalate"`
 	Escalated *store.Entry `json:"escalated,omitempty"` // the current escalation entry
+	// ASHosts and ASScore are the black hosts and score of the whole AS
+	// (Explain only).
+	ASHosts int     `json:"as_hosts,omitempty"`
+	ASScore float64 `json:"as_score,omitempty"`
 }
 
 // judge decides network p at now; e.mu is held.
@@ -259,7 +263,7 @@ func (e *Engine) judge(p netip.Prefix, now time.Time) Verdict {
 	slices.SortFunc(v.Hosts, func(a, b store.Entry) int {
 		return cmp.Or(b.Updated.Compare(a.Updated), cmp.Compare(a.Key, b.Key))
 	})
-	v.Blocker = e.blocker(p, n, v.AS, now)
+	v.Blocker = e.blocker(p, n, v.AS, v.Hosts, now)
 	v.Escalate = e.cfg.EscalateHosts > 0 && len(v.Hosts) >= e.cfg.EscalateHosts && v.Blocker == ""
 	return v
 }
@@ -282,7 +286,7 @@ func (e *Engine) lookupAS(a netip.Addr) (AS, bool) {
 }
 
 // blocker returns why p must not escalate, or "".
-func (e *Engine) blocker(p netip.Prefix, n *netState, as *AS, now time.Time) string {
+func (e *Engine) blocker(p netip.Prefix, n *netState, as *AS, hosts []store.Entry, now time.Time) string {
 	if n != nil {
 		var whites []netip.Addr
 		for a, exp := range n.white {
@@ -310,8 +314,25 @@ func (e *Engine) blocker(p netip.Prefix, n *netState, as *AS, now time.Time) str
 			return "networks.never_escalate " + np.String()
 		}
 	}
-	if as != nil && slices.Contains(e.cfg.NeverASNs, as.Number) {
-		return "networks.never_escalate AS" + strconv.FormatUint(uint64(as.Number), 10)
+	// The network's AS, and each black host's: a network split between
+	// ASes is exempt if any of them is.
+	if len(e.cfg.NeverASNs) > 0 {
+		check := []AS{}
+		if as != nil {
+			check = append(check, *as)
+		}
+		for _, h := range hosts {
+			if a, ok := hostAddr(h.Key); ok {
+				if x, ok := e.lookupAS(a); ok {
+					check = append(check, x)
+				}
+			}
+		}
+		for _, x := range check {
+			if slices.Contains(e.cfg.NeverASNs, x.Number) {
+				return "networks.never_escalate AS" + strconv.FormatUint(uint64(x.Number), 10)
+			}
+		}
 	}
 	for _, x := range e.exempters {
 		if why, ok := x(p); ok {
@@ -421,24 +442,21 @@ func (e *Engine) Explain(a netip.Addr) Verdict {
 	if v.Escalated != nil && !v.Escalated.Live(now) {
 		v.Escalated = nil
 	}
+	if v.AS != nil {
+		v.ASScore, v.ASHosts = e.asScore(v.AS.Number, now)
+	}
 	return v
 }
 
-// ASScore returns the decayed black score of the AS announcing a, summed
-// over all its black hosts, and how many there are.
-func (e *Engine) ASScore(as uint32) (score float64, hosts int) {
-	if e.cfg.ASN == nil {
-		return 0, 0
-	}
-	now := e.now()
-	e.mu.Lock()
-	defer e.mu.Unlock()
+// asScore returns the decayed black score of AS as, summed over all its
+// black hosts, and how many there are; e.mu is held.
+func (e *Engine) asScore(as uint32, now time.Time) (score float64, hosts int) {
 	for _, n := range e.nets {
 		for a, h := range n.black {
-			if !h.Live(now) {
+			if !h.Live(now) || h.Source == Source {
 				continue
 			}
-			if x, ok := e.cfg.ASN.Lookup(a); ok && x.Number == as {
+			if x, ok := e.lookupAS(a); ok && x.Number == as {
 				score += e.weight(h, now)
 				hosts++
 			}

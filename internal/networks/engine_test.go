@@ -177,8 +177,12 @@ func TestNoEscalation(t *testing.T) {
 			t.Errorf("%s: %+v, want blocker %q", p, v, why)
 		}
 	}
-	if v := f.e.Explain(netip.MustParseAddr("8.8.8.8")); v.AS == nil || v.AS.Number != 15169 {
-		t.Errorf("AS of 8.8.8.8: %+v", v.AS)
+	// 8.8.8.0/24 and 8.8.4.0/24 are both AS15169: the AS score adds up.
+	for _, h := range []string{".1", ".2"} {
+		f.black("8.8.4"+h, time.Hour)
+	}
+	if v := f.e.Explain(netip.MustParseAddr("8.8.8.8")); v.AS == nil || v.AS.Number != 15169 || v.ASHosts != 6 || v.ASScore != 6 || v.Score != 4 {
+		t.Errorf("AS of 8.8.8.8: %+v", v)
 	}
 
 	// A white host that arrives later de-escalates at once.

@@ -192,8 +192,7 @@ func TestNetworkEscalation(t *testing.T) {
 		"127.0.2.50": "network not escalated: networks.never_escalate 127.0.2.0/24",
 		"127.0.5.50": "network not escalated: networks.never_escalate AS64502",
 	} {
-		// Wait out a few evaluation rounds: none may escalate.
-		time.Sleep(time.Second)
+		// db add returns after its entries' network was evaluated.
 		if out := g.waitWhy(addr, want, time.Second); !strings.Contains(out, addr+": GREY") || !strings.Contains(out, "3 black host(s)") {
 			t.Errorf("db why %s:\n%s", addr, out)
 		}
@@ -236,5 +235,16 @@ func TestNetworkEscalation(t *testing.T) {
 	}
 	if out, code := g.report("-since", "forever"); code == 0 || !strings.Contains(out, "greypit: report networks -since") {
 		t.Errorf("bad -since: exit %d\n%s", code, out)
+	}
+
+	// With the daemon stopped, the report and db why read the store file:
+	// the history and the escalation were kept.
+	g.Stop()
+	if out, code := g.report("-since", "1h"); code != 0 || !strings.Contains(out, "sessions 5, blocked 5") {
+		t.Errorf("report without the daemon (exit %d):\n%s", code, out)
+	}
+	if out, code := g.DB("why", "127.0.1.77"); code != 0 || !strings.Contains(out, "127.0.1.77: BLACK") || !strings.Contains(out, "network escalated since") ||
+		!strings.Contains(out, "AS64501 EXAMPLE-BAD-NET: 3 black host(s)") {
+		t.Errorf("db why without the daemon (exit %d):\n%s", code, out)
 	}
 }
