@@ -65,6 +65,7 @@ type Engine struct {
 	whitePfx  []netip.Prefix // white prefix entries (operator's)
 	escalated map[netip.Prefix]store.Entry
 	exempters []Exempter
+	whitesAt  time.Time // last time load read the white entries
 }
 
 type netState struct {
@@ -139,11 +140,15 @@ func (e *Engine) add(en store.Entry) {
 	}
 }
 
-// Rebuild re-reads every white and black entry from the store, then
-// re-evaluates every network, escalating and de-escalating as needed. It
-// returns how many escalations it made and removed.
+// Rebuild re-reads the black entries (and, every whiteEvery, the white
+// ones) from the store, then re-evaluates every network, escalating and
+// de-escalating as needed. It returns how many escalations it made and
+// removed.
 func (e *Engine) Rebuild(ctx context.Context) (up, down int, err error) {
-	if err := e.load(ctx); err != nil {
+	e.mu.Lock()
+	whites := e.whitesAt.IsZero() || e.now().Sub(e.whitesAt) >= whiteEvery
+	e.mu.Unlock()
+	if err := e.load(ctx, whites); err != nil {
 		return 0, 0, err
 	}
 	e.mu.Lock()
@@ -169,15 +174,41 @@ func (e *Engine) Rebuild(ctx context.Context) (up, down int, err error) {
 }
 
 // Load reads the index from the store without acting on it, for `db why`.
-func (e *Engine) Load(ctx context.Context) error { return e.load(ctx) }
+func (e *Engine) Load(ctx context.Context) error { return e.load(ctx, true) }
 
-// load replaces the index with the store's entries. e.mu is held during
-// the scan, so an Observe in the meantime is not lost.
-func (e *Engine) load(ctx context.Context) error {
+// whiteEvery is how often Rebuild re-reads the white entries too. They
+// are many (every host that passed greylisting), and in one process every
+// change reaches the index through Observe anyway, expiry included; the
+// re-read is for entries written elsewhere.
+const whiteEvery = time.Hour
+
+// load replaces the index with the store's black entries, and its white
+// entries too if whites is set. e.mu is held during the scan, so an
+// Observe in the meantime is not lost.
+func (e *Engine) load(ctx context.Context, whites bool) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.nets, e.whitePfx, e.escalated = map[netip.Prefix]*netState{}, nil, map[netip.Prefix]store.Entry{}
-	for _, k := range []store.Kind{store.Black, store.White} {
+	kinds := []store.Kind{store.Black}
+	if whites {
+		e.nets, e.whitePfx = map[netip.Prefix]*netState{}, nil
+		kinds = append(kinds, store.White)
+		e.whitesAt = e.now()
+	} else {
+		now := e.now()
+		for p, n := range e.nets {
+			n.black = map[netip.Addr]store.Entry{}
+			for a, exp := range n.white {
+				if !exp.IsZero() && !now.Before(exp) {
+					delete(n.white, a)
+				}
+			}
+			if len(n.white) == 0 {
+				delete(e.nets, p)
+			}
+		}
+	}
+	e.escalated = map[netip.Prefix]store.Entry{}
+	for _, k := range kinds {
 		if err := e.st.List(ctx, k, func(en store.Entry) error { e.add(en); return nil }); err != nil {
 			return fmt.Errorf("networks: reading %s entries: %w", k, err)
 		}
@@ -206,6 +237,15 @@ func (e *Engine) Observe(ctx context.Context, en store.Entry) error {
 func (e *Engine) Forget(ctx context.Context, k store.Kind, key string) error {
 	a, ok := hostAddr(key)
 	if !ok {
+		if p, err := netip.ParsePrefix(key); err == nil {
+			e.mu.Lock()
+			if k == store.Black {
+				delete(e.escalated, p)
+			} else {
+				e.whitePfx = slices.DeleteFunc(e.whitePfx, func(w netip.Prefix) bool { return w == p })
+			}
+			e.mu.Unlock()
+		}
 		return nil
 	}
 	p := e.Network(a)
