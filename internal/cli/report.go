@@ -78,7 +78,7 @@ func report(args []string, stdout, stderr io.Writer) error {
 
 // printNetwork adds the network part of `db why`.
 func printNetwork(out io.Writer, v *networks.Verdict) {
-	if v == nil {
+	if v == nil || len(v.Hosts) == 0 && v.Escalated == nil {
 		return
 	}
 	as := ""
@@ -86,7 +86,7 @@ func printNetwork(out io.Writer, v *networks.Verdict) {
 		as = ", " + v.AS.String()
 	}
 	fmt.Fprintf(out, "  network %s%s: %d black host(s), score %.2f, escalates at %d\n", v.Network, as, len(v.Hosts), v.Score, v.Threshold)
-	if v.AS != nil {
+	if v.AS != nil && v.ASHosts > 0 {
 		fmt.Fprintf(out, "  %s: %d black host(s), score %.2f\n", v.AS, v.ASHosts, v.ASScore)
 	}
 	switch {
