@@ -158,13 +158,14 @@ func openOps(cfg *config.Config) (control.Ops, func(), error) {
 		st.Close()
 		return nil, nil, err
 	}
-	asn, err := openASN(cfg)
+	asn, closeASN, err := openASN(cfg)
 	if err != nil {
 		st.Close()
 		return nil, nil, err
 	}
 	nets, err := newEngine(context.Background(), cfg, st, lset, asn, nil)
 	if err != nil {
+		closeASN()
 		st.Close()
 		return nil, nil, err
 	}
@@ -175,7 +176,7 @@ func openOps(cfg *config.Config) (control.Ops, func(), error) {
 		WhiteTTL:   cfg.Greylist.WhiteTTL.Duration,
 		PrefixV4:   cfg.Greylist.PrefixV4,
 		PrefixV6:   cfg.Greylist.PrefixV6,
-	}, func() { st.Close() }, nil
+	}, func() { closeASN(); st.Close() }, nil
 }
 
 func list(ctx context.Context, ops control.Ops, k store.Kind, asJSON bool, w io.Writer) error {

@@ -12,11 +12,16 @@ import (
 )
 
 // openASN opens networks.asn_db; with none configured it returns nil.
-func openASN(cfg *config.Config) (networks.ASNDB, error) {
+// The close function is never nil.
+func openASN(cfg *config.Config) (networks.ASNDB, func(), error) {
 	if cfg.Networks.ASNDB == "" {
-		return nil, nil
+		return nil, func() {}, nil
 	}
-	return networks.OpenASNDB(cfg.Networks.ASNDB)
+	db, err := networks.OpenASNDB(cfg.Networks.ASNDB)
+	if err != nil {
+		return nil, nil, err
+	}
+	return db, func() { db.Close() }, nil
 }
 
 // newEngine builds the network reputation engine on st and loads its

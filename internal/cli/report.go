@@ -43,13 +43,11 @@ func report(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	asn, err := openASN(cfg)
+	asn, closeASN, err := openASN(cfg)
 	if err != nil {
 		return err
 	}
-	if asn != nil {
-		defer asn.Close()
-	}
+	defer closeASN()
 	ops, closeOps, err := openOps(cfg)
 	if err != nil {
 		return err

@@ -72,13 +72,11 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	asn, err := openASN(cfg)
+	asn, closeASN, err := openASN(cfg)
 	if err != nil {
 		return err
 	}
-	if asn != nil {
-		defer asn.Close()
-	}
+	defer closeASN()
 	// Every write goes through obs, so each black host also counts
 	// against its network.
 	nets, err := newEngine(ctx, cfg, st, lset, asn, log)
@@ -223,7 +221,7 @@ func serve(args []string, stderr io.Writer) error {
 	bg(func() { reloadLoop(ctx, lset, tlsh, log) })
 	bg(func() { pollLists(ctx, lset, cfg.Lists.PollEvery.Duration, log) })
 	bg(func() { tp.Run(ctx) })
-	bg(func() { nets.Run(ctx, cfg.Networks.EvaluateEvery.Duration) })
+	bg(func() { evaluateNetworks(ctx, nets, cfg.Networks.EvaluateEvery.Duration, log) })
 
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {

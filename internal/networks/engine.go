@@ -504,22 +504,3 @@ func (e *Engine) asScore(as uint32, now time.Time) (score float64, hosts int) {
 	}
 	return score, hosts
 }
-
-// Run rebuilds and re-evaluates every interval until ctx is done.
-func (e *Engine) Run(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		up, down, err := e.Rebuild(ctx)
-		if err != nil && ctx.Err() == nil {
-			e.log.Error("network re-evaluation failed", "err", err)
-		} else if up+down > 0 {
-			e.log.Info("networks re-evaluated", "escalated", up, "de_escalated", down)
-		}
-	}
-}
