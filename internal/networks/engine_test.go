@@ -264,3 +264,26 @@ func TestScoreDecays(t *testing.T) {
 		t.Error("escalate_hosts = 0 escalated")
 	}
 }
+
+// Trap hits reach the history hook; other black entries and prefix
+// entries do not.
+func TestObservedTrapHook(t *testing.T) {
+	f := newFixture(t, nil)
+	var got []string
+	f.obs.Trap = func(a netip.Addr, e store.Entry) { got = append(got, a.String()+" "+e.Source) }
+	now := f.clk.Now()
+	ctx := context.Background()
+	for _, e := range []store.Entry{
+		{Kind: store.Black, Key: "192.0.2.1", Source: "spamtrap", Created: now, Updated: now},
+		{Kind: store.Black, Key: "192.0.2.2", Source: "pregreet", Created: now, Updated: now},
+		{Kind: store.Black, Key: "192.0.3.0/24", Source: "trap", Created: now, Updated: now},
+		{Kind: store.Trap, Key: "trap@example.org", Source: "db", Created: now, Updated: now},
+	} {
+		if err := f.obs.Put(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if strings.Join(got, ",") != "192.0.2.1 spamtrap" {
+		t.Errorf("trap hook calls: %v", got)
+	}
+}
