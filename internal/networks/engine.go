@@ -60,7 +60,8 @@ type Engine struct {
 	st  store.Store // the store itself, not the Observe wrapper
 	log *slog.Logger
 
-	mu        sync.Mutex
+	evalMu    sync.Mutex // one evaluate at a time: judging and writing its result are one step
+	mu        sync.Mutex // guards the index below
 	nets      map[netip.Prefix]*netState
 	whitePfx  []netip.Prefix // white prefix entries (operator's)
 	escalated map[netip.Prefix]store.Entry
@@ -81,7 +82,8 @@ func New(cfg Config, st store.Store, log *slog.Logger) *Engine {
 	return &Engine{cfg: cfg, st: st, log: log, nets: map[netip.Prefix]*netState{}, escalated: map[netip.Prefix]store.Entry{}}
 }
 
-// AddExempter adds a source of never-escalate networks.
+// AddExempter adds a source of never-escalate networks. x runs with the
+// engine's lock held and must not call back into the engine.
 func (e *Engine) AddExempter(x Exempter) {
 	e.mu.Lock()
 	e.exempters = append(e.exempters, x)
@@ -385,6 +387,8 @@ func (e *Engine) blocker(p netip.Prefix, n *netState, as *AS, hosts []store.Entr
 // evaluate judges p and writes the result to the store: a new or renewed
 // escalation, or its removal.
 func (e *Engine) evaluate(ctx context.Context, p netip.Prefix) (up, down int, err error) {
+	e.evalMu.Lock()
+	defer e.evalMu.Unlock()
 	now := e.now().Round(0)
 	e.mu.Lock()
 	v := e.judge(p, now)

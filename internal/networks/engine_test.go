@@ -287,3 +287,42 @@ func TestObservedTrapHook(t *testing.T) {
 		t.Errorf("trap hook calls: %v", got)
 	}
 }
+
+// Concurrent writers and re-evaluations end in the right state.
+func TestConcurrentObserve(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			now := f.clk.Now()
+			key := netip.AddrFrom4([4]byte{203, 0, 113, byte(i + 1)}).String()
+			if err := f.obs.Put(ctx, store.Entry{Kind: store.Black, Key: key, Source: "pregreet", Created: now, Updated: now, Expires: now.Add(time.Hour)}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range 5 {
+			if _, _, err := f.e.Rebuild(ctx); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	wg.Wait()
+	e, ok := f.escalation("203.0.113.0/24")
+	if !ok {
+		t.Fatal("not escalated")
+	}
+	// The last writer's evaluation saw all 20, or a later rebuild fixes it.
+	if e.Count != 20 {
+		f.e.Rebuild(ctx)
+		if e, _ = f.escalation("203.0.113.0/24"); e.Count != 20 {
+			t.Errorf("escalation counts %d hosts, want 20", e.Count)
+		}
+	}
+}
