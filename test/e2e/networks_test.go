@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -247,4 +248,27 @@ func TestNetworkEscalation(t *testing.T) {
 		!strings.Contains(out, "AS64501 EXAMPLE-BAD-NET: 3 black host(s)") {
 		t.Errorf("db why without the daemon (exit %d):\n%s", code, out)
 	}
+}
+
+// With polling off, SIGHUP alone reloads a spamd list.
+func TestBlocklistSIGHUP(t *testing.T) {
+	pf := backend(t, testenv.ModeProxy)
+	dir := t.TempDir()
+	list := filepath.Join(dir, "nixspam.txt")
+	os.WriteFile(list, []byte("127.0.0.140\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "spamd.conf"), []byte("all:\\\n\t:nixspam:\nnixspam:\\\n\t:black:\\\n\t:msg=\"listed in nixspam\":\\\n\t:method=file:\\\n\t:file=nixspam.txt:\n"), 0o644)
+	g := startGreypit(t, greypitOpts{backend: pf.Addr(), sets: []string{
+		"lists.spamd_conf=" + filepath.Join(dir, "spamd.conf"), "lists.poll_every=0s",
+	}})
+	g.waitWhy("127.0.0.140", "listed in nixspam", time.Second)
+	replaceFile(t, list, "127.0.0.141\n")
+	if out, _ := g.DB("why", "127.0.0.141"); !strings.Contains(out, "GREY") {
+		t.Fatalf("reloaded without SIGHUP and with polling off:\n%s", out)
+	}
+	if err := g.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	g.WaitLog(regexpMust(`msg="reloaded lists and certificate".*nixspam:1`), 10*time.Second)
+	g.waitWhy("127.0.0.141", "listed in nixspam", time.Second)
+	g.waitWhy("127.0.0.140", "GREY", time.Second)
 }
