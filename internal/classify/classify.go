@@ -54,7 +54,7 @@ type Classifier struct {
 //  1. the allow list (operator's files): white;
 //  2. a black store entry (trap hit, verdict, operator): black;
 //  3. a white store entry made by an operator (not by greylisting): white;
-//  4. the block list (operator's files): black;
+//  4. the block lists (lists.block, lists.drop, lists.spamd_conf): black;
 //  5. a white store entry earned by passing greylisting: white;
 //  6. otherwise grey.
 //
