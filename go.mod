@@ -8,4 +8,10 @@ require (
 	go.etcd.io/bbolt v1.5.0
 )
 
-require golang.org/x/sys v0.45.0
+require (
+	github.com/maxmind/mmdbwriter v1.2.0
+	github.com/oschwald/maxminddb-golang/v2 v2.9.1
+	golang.org/x/sys v0.50.0
+)
+
+require go4.org/netipx v0.0.0-20231129151722-fdeea329fbba // indirect

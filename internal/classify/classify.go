@@ -38,6 +38,9 @@ type Decision struct {
 	Entry *store.Entry `json:"entry,omitempty"`
 	// List is the list file entry that decided, if one did.
 	List *lists.Source `json:"list,omitempty"`
+	// Listings are all block lists covering the address when a block
+	// list decided; Reason joins their messages.
+	Listings []lists.Listing `json:"listings,omitempty"`
 }
 
 // Classifier combines the operator's lists with the store.
@@ -51,7 +54,7 @@ type Classifier struct {
 //  1. the allow list (operator's files): white;
 //  2. a black store entry (trap hit, verdict, operator): black;
 //  3. a white store entry made by an operator (not by greylisting): white;
-//  4. the block list (operator's files): black;
+//  4. the block lists (lists.block, lists.drop, lists.spamd_conf): black;
 //  5. a white store entry earned by passing greylisting: white;
 //  6. otherwise grey.
 //
@@ -87,8 +90,12 @@ func (c *Classifier) Classify(ctx context.Context, addr netip.Addr) (Decision, e
 	if manual != nil {
 		return Decision{Path: White, Rule: "store white " + describe(manual), Entry: manual}, nil
 	}
-	if src, ok := c.Lists.Block().Lookup(addr); ok {
-		return Decision{Path: Black, Rule: "lists.block " + where(src), Reason: "listed in local block list", List: &src}, nil
+	if ls := c.Lists.Blocked(addr); len(ls) > 0 {
+		rule := ls[0].Describe()
+		if len(ls) > 1 {
+			rule += fmt.Sprintf(" and %d more list(s)", len(ls)-1)
+		}
+		return Decision{Path: Black, Rule: rule, Reason: lists.Messages(ls), List: &ls[0].Source, Listings: ls}, nil
 	}
 	if earned != nil {
 		return Decision{Path: White, Rule: "store white " + describe(earned), Entry: earned}, nil

@@ -25,6 +25,7 @@ Usage:
   greypit db ... dump > FILE
   greypit db ... load [FILE]
   greypit traps [-config FILE] [-set ...] hits [-json]
+  greypit report networks [-config FILE] [-since D] [-top N] [-json]
   greypit version
 
 Types: white, grey, black, spamtrap. White and black values are IP
@@ -45,6 +46,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = db(args[1:], stdin, stdout, stderr)
 	case "traps":
 		err = trapsCmd(args[1:], stdout, stderr)
+	case "report":
+		err = report(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "greypit", Version)
 	case "help", "-h", "-help", "--help":

@@ -16,6 +16,7 @@ import (
 	"github.com/greypit/greypit/internal/config"
 	"github.com/greypit/greypit/internal/control"
 	"github.com/greypit/greypit/internal/lists"
+	"github.com/greypit/greypit/internal/networks"
 	"github.com/greypit/greypit/internal/store"
 )
 
@@ -136,18 +137,30 @@ func openOps(cfg *config.Config) (control.Ops, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("store.path: %w", err)
 	}
-	lset, err := lists.NewSet(cfg.Lists.Allow, cfg.Lists.Block)
+	lset, err := lists.NewSetFiles(listFiles(cfg))
 	if err != nil {
 		st.Close()
 		return nil, nil, err
 	}
+	asn, closeASN, err := openASN(cfg)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	nets, err := newEngine(context.Background(), cfg, st, lset, asn, nil)
+	if err != nil {
+		closeASN()
+		st.Close()
+		return nil, nil, err
+	}
 	return &control.Local{
-		Store:      st,
+		Networks:   nets,
+		Store:      networks.Observe(st, nets, nil),
 		Classifier: &classify.Classifier{Lists: lset, Store: st},
 		WhiteTTL:   cfg.Greylist.WhiteTTL.Duration,
 		PrefixV4:   cfg.Greylist.PrefixV4,
 		PrefixV6:   cfg.Greylist.PrefixV6,
-	}, func() { st.Close() }, nil
+	}, func() { closeASN(); st.Close() }, nil
 }
 
 func list(ctx context.Context, ops control.Ops, k store.Kind, asJSON bool, w io.Writer) error {
@@ -198,6 +211,10 @@ func printWhy(w control.Why, asJSON bool, out io.Writer) error {
 	case classify.Grey:
 		fmt.Fprintln(out, "  path: greylisted; a retry after the pass delay is handed to the backend")
 	}
+	for _, l := range w.Decision.Listings {
+		fmt.Fprintf(out, "  listed: %s: %s\n", l.Describe(), l.Message)
+	}
+	printNetwork(out, w.Network)
 	for _, e := range w.Grey {
 		state := "pending, passes from " + when(e.Pass)
 		if !e.Passed.IsZero() {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/greypit/greypit/internal/greylist"
 	"github.com/greypit/greypit/internal/handoff"
 	"github.com/greypit/greypit/internal/lists"
+	"github.com/greypit/greypit/internal/networks"
 	"github.com/greypit/greypit/internal/server"
 	"github.com/greypit/greypit/internal/session"
 	"github.com/greypit/greypit/internal/store"
@@ -67,9 +69,32 @@ func serve(args []string, stderr io.Writer) error {
 		return fmt.Errorf("store.path: %w", err)
 	}
 	defer st.Close()
-	lset, err := lists.NewSet(cfg.Lists.Allow, cfg.Lists.Block)
+	lset, err := lists.NewSetFiles(listFiles(cfg))
 	if err != nil {
 		return err
+	}
+	asn, closeASN, err := openASN(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeASN()
+	// Every write goes through obs, so each black host also counts
+	// against its network.
+	nets, err := newEngine(ctx, cfg, st, lset, asn, log)
+	if err != nil {
+		return err
+	}
+	if _, _, err := nets.Rebuild(ctx); err != nil {
+		log.Error("network evaluation failed", "err", err)
+	}
+	obs := networks.Observe(st, nets, log)
+	var history *networks.Recorder
+	if cfg.Networks.HistoryRetention.Duration > 0 {
+		history = networks.NewRecorder(st, cfg.Networks.HistoryRetention.Duration, log)
+		defer history.Close()
+		obs.Trap = func(a netip.Addr, e store.Entry) {
+			history.Record(store.Event{Time: time.Now(), Client: a.String(), Path: "black", Outcome: "trap-hit", Trap: true})
+		}
 	}
 	tlsh, err := server.NewTLSHolder(cfg.SMTP.TLSCert, cfg.SMTP.TLSKey)
 	if err != nil {
@@ -106,7 +131,7 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	defer os.Remove(cfg.ControlSocket())
 
-	classifier := &classify.Classifier{Lists: lset, Store: st}
+	classifier := &classify.Classifier{Lists: lset, Store: obs}
 	dialer := &handoff.Dialer{
 		Address:        cfg.Backend.Address,
 		Mode:           handoff.Mode(cfg.Backend.Handoff),
@@ -116,7 +141,7 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	caps := &handoff.Capabilities{MaxSize: cfg.SMTP.MaxMessageSize}
 	grey := &greylist.Greylister{
-		Store: st,
+		Store: obs,
 		Params: store.GreyParams{
 			PassDelay:   cfg.Greylist.PassDelay.Duration,
 			RetryWindow: cfg.Greylist.RetryWindow.Duration,
@@ -128,7 +153,7 @@ func serve(args []string, stderr io.Writer) error {
 	srv := &server.Server{
 		Log:        log,
 		Classifier: classifier,
-		Store:      st,
+		Store:      obs,
 		Greylist:   grey,
 		Dialer:     dialer,
 		Black:      server.Reject{Hostname: cfg.SMTP.Hostname},
@@ -148,12 +173,16 @@ func serve(args []string, stderr io.Writer) error {
 		WhiteTTL:    cfg.Greylist.WhiteTTL.Duration,
 		MaxSessions: cfg.SMTP.MaxSessions,
 	}
+	if history != nil {
+		srv.History = history.Record
+	}
 	ops := &control.Local{
-		Store:      st,
+		Store:      obs,
 		Classifier: classifier,
 		WhiteTTL:   cfg.Greylist.WhiteTTL.Duration,
 		PrefixV4:   cfg.Greylist.PrefixV4,
 		PrefixV6:   cfg.Greylist.PrefixV6,
+		Networks:   nets,
 	}
 
 	var sampler *tarpit.Sampler
@@ -203,11 +232,13 @@ func serve(args []string, stderr io.Writer) error {
 		}
 	})
 	bg(func() { reloadLoop(ctx, lset, tlsh, log) })
+	bg(func() { pollLists(ctx, lset, cfg.Lists.PollEvery.Duration, log) })
 	bg(func() { tp.Run(ctx) })
 	bg(func() { watchTrapFiles(ctx, trapFiles, log) })
 	if webLn != nil {
 		bg(func() { serveTrapWeb(ctx, cfg, webLn, st, log) })
 	}
+	bg(func() { evaluateNetworks(ctx, nets, cfg.Networks.EvaluateEvery.Duration, log) })
 
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {
@@ -226,6 +257,7 @@ func serve(args []string, stderr io.Writer) error {
 	srv.Drain(dctx)
 	cancel()
 	wg.Wait()
+	history.Close() // the last sessions' events, before the store closes
 	log.Info("stopped")
 	return serveErr
 }
@@ -266,6 +298,6 @@ func reloadLoop(ctx context.Context, l *lists.Set, t *server.TLSHolder, log *slo
 			log.Error("reload failed; keeping the previous lists and certificate where broken", "err", err)
 			continue
 		}
-		log.Info("reloaded lists and certificate", "allow", l.Allow().Len(), "block", l.Block().Len())
+		log.Info("reloaded lists and certificate", "prefixes", l.Counts())
 	}
 }

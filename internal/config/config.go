@@ -34,6 +34,21 @@ type Config struct {
 	Log      Log      `toml:"log"`
 	Tarpit   Tarpit   `toml:"tarpit"`
 	Traps    Traps    `toml:"traps"`
+	Networks Networks `toml:"networks"`
+}
+
+// Networks configures network and ASN reputation, prefix escalation and
+// the session history behind `greypit report networks`.
+type Networks struct {
+	PrefixV4         int        `toml:"prefix_v4"`         // black hosts are counted per IPv4 /prefix_v4
+	PrefixV6         int        `toml:"prefix_v6"`         // ... and per IPv6 /prefix_v6
+	EscalateHosts    int        `toml:"escalate_hosts"`    // distinct black hosts that turn a prefix black; 0 = never
+	EscalateTTL      Duration   `toml:"escalate_ttl"`      // longest an escalation lasts before it is re-evaluated
+	HalfLife         Duration   `toml:"half_life"`         // a black verdict's weight in the score halves this often
+	NeverEscalate    StringList `toml:"never_escalate"`    // prefixes and AS numbers ("AS15169") never escalated
+	ASNDB            string     `toml:"asn_db"`            // iptoasn TSV (.tsv, .tsv.gz) or MaxMind ASN .mmdb; "" = none
+	EvaluateEvery    Duration   `toml:"evaluate_every"`    // how often all prefixes are re-evaluated
+	HistoryRetention Duration   `toml:"history_retention"` // session events kept for reports; "0s" = none recorded
 }
 
 // Tarpit configures what black hosts meet, and the pregreet test.
@@ -97,8 +112,11 @@ type Store struct {
 
 // Lists names the static allow and block list files.
 type Lists struct {
-	Allow StringList `toml:"allow"`
-	Block StringList `toml:"block"`
+	Allow     StringList `toml:"allow"`
+	Block     StringList `toml:"block"`
+	DROP      StringList `toml:"drop"`       // Spamhaus DROP files, text or JSON
+	SpamdConf StringList `toml:"spamd_conf"` // spamd.conf files (method=file lists only)
+	PollEvery Duration   `toml:"poll_every"` // list files are checked for changes this often; "0s" = only on SIGHUP
 }
 
 // Control configures the control socket.
@@ -156,7 +174,17 @@ func Default() *Config {
 			Path:        "/var/lib/greypit/greypit.db",
 			ExpireEvery: Duration{time.Minute},
 		},
-		Log: Log{Level: "info", Format: "text"},
+		Log:   Log{Level: "info", Format: "text"},
+		Lists: Lists{PollEvery: Duration{10 * time.Second}},
+		Networks: Networks{
+			PrefixV4:         24,
+			PrefixV6:         48,
+			EscalateHosts:    5,
+			EscalateTTL:      Duration{24 * time.Hour},
+			HalfLife:         Duration{24 * time.Hour},
+			EvaluateEvery:    Duration{time.Minute},
+			HistoryRetention: Duration{30 * day},
+		},
 		Tarpit: Tarpit{
 			Stutter:        Duration{time.Second},
 			GreyStutterFor: Duration{10 * time.Second},

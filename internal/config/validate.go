@@ -161,6 +161,17 @@ func (c *Config) Validate() error {
 			bad("lists.block", "empty file name")
 		}
 	}
+	for key, files := range map[string]StringList{"lists.drop": c.Lists.DROP, "lists.spamd_conf": c.Lists.SpamdConf} {
+		for _, f := range files {
+			if strings.TrimSpace(f) == "" {
+				bad(key, "empty file name")
+			}
+		}
+	}
+	if c.Lists.PollEvery.Duration < 0 {
+		bad("lists.poll_every", "must be >= 0 (0 checks files only on SIGHUP)")
+	}
+	c.validateNetworks(bad)
 
 	// sun_path holds 108 bytes on Linux, including the terminating NUL.
 	if sock := c.ControlSocket(); len(sock) > 107 {

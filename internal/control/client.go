@@ -123,3 +123,14 @@ func (c *Client) Dump(ctx context.Context, w io.Writer) error {
 func (c *Client) Load(ctx context.Context, r io.Reader) (int, error) {
 	return c.do(ctx, request{Op: "load"}, r, ignore)
 }
+
+// Events implements Ops.
+func (c *Client) Events(ctx context.Context, since time.Time, fn func(store.Event) error) error {
+	_, err := c.do(ctx, request{Op: "events", Since: since}, nil, func(r response) error {
+		if r.Event == nil {
+			return errors.New("control: unexpected answer")
+		}
+		return fn(*r.Event)
+	})
+	return err
+}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/greypit/greypit/internal/classify"
 	"github.com/greypit/greypit/internal/greylist"
+	"github.com/greypit/greypit/internal/networks"
 	"github.com/greypit/greypit/internal/store"
 )
 
@@ -37,6 +38,9 @@ type Why struct {
 	// Grey lists the pending or passed greylist tuples of the address's
 	// prefix, so "why is this mail still deferred?" has an answer too.
 	Grey []store.Entry `json:"grey,omitempty"`
+	// Network is the reputation of the address's network: its black
+	// hosts and score, and whether and why it is (not) escalated.
+	Network *networks.Verdict `json:"network,omitempty"`
 }
 
 // Ops are the operator's operations. Local runs them on a store; Client
@@ -50,6 +54,8 @@ type Ops interface {
 	Load(ctx context.Context, r io.Reader) (int, error)
 	// TrapHits lists the spamtrap hits kept (traps.go).
 	TrapHits(ctx context.Context, fn func(store.TrapHit) error) error
+	// Events calls fn for each session event since since, oldest first.
+	Events(ctx context.Context, since time.Time, fn func(store.Event) error) error
 }
 
 // Local runs Ops directly on a store.
@@ -61,6 +67,8 @@ type Local struct {
 	// PrefixV4/V6 group addresses into greylist prefixes for Why.
 	PrefixV4, PrefixV6 int
 	Now                func() time.Time
+	// Networks, if set, explains network reputation in Why.
+	Networks *networks.Engine
 }
 
 func (l *Local) now() time.Time {
@@ -162,6 +170,10 @@ func (l *Local) Why(ctx context.Context, addr string) (Why, error) {
 		return Why{}, err
 	}
 	w := Why{Address: a.String(), Decision: d}
+	if l.Networks != nil {
+		v := l.Networks.Explain(a)
+		w.Network = &v
+	}
 	if d.Path == classify.Grey {
 		pfx := greylist.ClientPrefix(a, l.PrefixV4, l.PrefixV6).String()
 		err := l.Store.List(ctx, store.Grey, func(e store.Entry) error {
@@ -179,6 +191,11 @@ func (l *Local) Why(ctx context.Context, addr string) (Why, error) {
 
 // Dump implements Ops.
 func (l *Local) Dump(ctx context.Context, w io.Writer) error { return store.Dump(ctx, l.Store, w) }
+
+// Events implements Ops.
+func (l *Local) Events(ctx context.Context, since time.Time, fn func(store.Event) error) error {
+	return l.Store.Events(ctx, since, time.Time{}, fn)
+}
 
 // Load implements Ops.
 func (l *Local) Load(ctx context.Context, r io.Reader) (int, error) {

@@ -28,11 +28,13 @@ type request struct {
 	Values []string    `json:"values,omitempty"`
 	Addr   string      `json:"addr,omitempty"`
 	Add    *AddRequest `json:"add,omitempty"`
+	Since  time.Time   `json:"since,omitzero"`
 }
 
 type response struct {
 	Entry *store.Entry `json:"entry,omitempty"`
 	Why   *Why         `json:"why,omitempty"`
+	Event *store.Event `json:"event,omitempty"`
 	Done  bool         `json:"done,omitempty"`
 	N     int          `json:"n,omitempty"`
 	Error string       `json:"error,omitempty"`
@@ -151,6 +153,13 @@ func dispatch(ctx context.Context, req request, ops Ops, br *bufio.Reader, enc *
 		return ops.Load(ctx, br)
 	case "trap-hits":
 		return dispatchTrapHits(ctx, ops, enc)
+	case "events":
+		n := 0
+		err := ops.Events(ctx, req.Since, func(e store.Event) error {
+			n++
+			return enc.Encode(response{Event: &e})
+		})
+		return n, err
 	}
 	return 0, fmt.Errorf("unknown operation %q", req.Op)
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"iter"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,7 @@ type Source struct {
 	File string
 	Line int
 	Text string // the entry as written, e.g. "192.0.2.0/24"
+	Note string `json:",omitempty"` // the entry's own listing note, e.g. a Spamhaus SBL id
 }
 
 // String formats s as "file:line: text".
@@ -129,21 +131,40 @@ func (l *List) All() iter.Seq2[netip.Prefix, Source] {
 }
 
 // Set is the current allow and block lists. Readers never block; Reload
-// swaps both lists at once.
+// swaps all lists at once.
 type Set struct {
-	allowFiles, blockFiles []string
-	mu                     sync.Mutex // serializes Reload
-	cur                    atomic.Pointer[pair]
+	files Files
+	mu    sync.Mutex // serializes Reload and Poll
+	cur   atomic.Pointer[pair]
+	tried signature // of the files at the last Reload attempt
 }
 
-type pair struct{ allow, block *List }
+type pair struct {
+	allow, block *List
+	extra        []blocklist // lists.drop and lists.spamd_conf, in config order
+}
+
+// Files names every list file of a Set, by config key.
+type Files struct {
+	Allow     []string // lists.allow: plain address/CIDR files
+	Block     []string // lists.block: plain address/CIDR files
+	DROP      []string // lists.drop: Spamhaus DROP files, text or JSON
+	SpamdConf []string // lists.spamd_conf: spamd.conf files naming local list files
+}
 
 // NewSet loads the allow and block list files.
 func NewSet(allowFiles, blockFiles []string) (*Set, error) {
-	s := &Set{
-		allowFiles: append([]string(nil), allowFiles...),
-		blockFiles: append([]string(nil), blockFiles...),
-	}
+	return NewSetFiles(Files{Allow: allowFiles, Block: blockFiles})
+}
+
+// NewSetFiles loads all list files.
+func NewSetFiles(f Files) (*Set, error) {
+	s := &Set{files: Files{
+		Allow:     slices.Clone(f.Allow),
+		Block:     slices.Clone(f.Block),
+		DROP:      slices.Clone(f.DROP),
+		SpamdConf: slices.Clone(f.SpamdConf),
+	}}
 	if err := s.Reload(); err != nil {
 		return nil, err
 	}
@@ -155,12 +176,19 @@ func NewSet(allowFiles, blockFiles []string) (*Set, error) {
 func (s *Set) Reload() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	allow, aerr := LoadFiles("allow", s.allowFiles)
-	block, berr := LoadFiles("block", s.blockFiles)
-	if err := errors.Join(aerr, berr); err != nil {
+	return s.reload()
+}
+
+func (s *Set) reload() error {
+	ld := &loader{sig: signature{}}
+	allow, aerr := ld.plain("allow", s.files.Allow)
+	block, berr := ld.plain("block", s.files.Block)
+	extra, xerr := ld.extra(s.files)
+	s.tried = ld.sig
+	if err := errors.Join(aerr, berr, xerr); err != nil {
 		return err
 	}
-	s.cur.Store(&pair{allow, block})
+	s.cur.Store(&pair{allow, block, extra})
 	return nil
 }
 
@@ -174,4 +202,20 @@ func (s *Set) Block() *List { return s.cur.Load().block }
 func (s *Set) Lists() (allow, block *List) {
 	p := s.cur.Load()
 	return p.allow, p.block
+}
+
+// Overlapping returns an entry that covers or lies inside p, if any: an
+// allow-listed host inside a network keeps that network from being
+// escalated.
+func (l *List) Overlapping(p netip.Prefix) (Source, bool) {
+	if l == nil || !p.IsValid() {
+		return Source{}, false
+	}
+	if _, src, ok := l.table.LookupPrefixLPM(p); ok {
+		return src, true
+	}
+	for _, src := range l.table.Subnets(p) {
+		return src, true
+	}
+	return Source{}, false
 }

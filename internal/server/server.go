@@ -76,6 +76,8 @@ type Server struct {
 	// Traps, if set, blacklists grey hosts that use a spamtrap address and
 	// tarpits the rest of their session (traps.go).
 	Traps *traps.Checker
+	// History, if set, gets every session's outcome for reports.
+	History func(store.Event)
 
 	initOnce sync.Once
 	active   atomic.Int64
@@ -184,6 +186,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		}
 		s.Log.Info("verdict", "conn", id, "client", client.Addr().String(), "path", "black", "rule", d.Rule,
 			"reason", d.Reason, "outcome", "tarpit-full", "err", err.Error(), "duration", time.Since(start).Round(time.Millisecond))
+		s.record(client.Addr(), "black", "tarpit-full", 0)
 		return
 	}
 
@@ -193,6 +196,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		c.Write(smtp.Reply{Code: 421, Enhanced: "4.3.2", Lines: []string{s.Session.Hostname + " Too busy, please try again later"}}.Bytes())
 		log.Info("verdict", "client", client.Addr().String(), "path", string(d.Path), "rule", d.Rule, "outcome", "busy", "duration", time.Since(start).Round(time.Millisecond))
+		s.record(client.Addr(), "none", "busy", 0)
 		return
 	}
 	defer s.active.Add(-1)
@@ -270,6 +274,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	}
 	attrs = append(attrs, "duration", time.Since(start).Round(time.Millisecond))
 	log.Info("verdict", attrs...)
+	s.record(client.Addr(), attrValue(attrs, "path"), attrValue(attrs, "outcome"), 0)
 	lingeringClose(c)
 }
 
@@ -326,6 +331,26 @@ func (s *Server) LogTarpit(v tarpit.Verdict) {
 	}
 	attrs = append(attrs, "duration", v.Held.Round(time.Millisecond))
 	s.Log.Info("verdict", attrs...)
+	s.record(v.Client.Addr(), "black", v.Outcome, v.Held.Seconds())
+}
+
+// record passes a session's outcome to the history.
+func (s *Server) record(client netip.Addr, path, outcome string, tarpit float64) {
+	if s.History != nil {
+		s.History(store.Event{Time: time.Now(), Client: client.Unmap().String(), Path: path, Outcome: outcome, Tarpit: tarpit})
+	}
+}
+
+// attrValue returns the string value of key in a verdict's attributes.
+func attrValue(attrs []any, key string) string {
+	for i := 0; i+1 < len(attrs); i += 2 {
+		if attrs[i] == key {
+			if v, ok := attrs[i+1].(string); ok {
+				return v
+			}
+		}
+	}
+	return ""
 }
 
 // whitelist records a host that passed greylisting.

@@ -43,6 +43,7 @@ type config struct {
 	maxErrors    int
 	proxyMTA     bool // start a fake backend in proxy-v2 mode
 	black        server.BlackHandler
+	history      func(store.Event)
 }
 
 // gatedBlack is Reject, run once gate is closed.
@@ -113,6 +114,7 @@ func newFixture(t *testing.T, cfg config) *fixture {
 		},
 		WhiteTTL:    24 * time.Hour,
 		MaxSessions: cfg.maxSessions,
+		History:     cfg.history,
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -129,6 +129,8 @@ type Store interface {
 	// Expire deletes entries that expired at or before now and reports how
 	// many it removed.
 	Expire(ctx context.Context, now time.Time) (int, error)
+	// EventLog keeps the session history for reports.
+	EventLog
 	Close() error
 	// TrapStore keeps harvester visits and trap hits (traps.go).
 	TrapStore
