@@ -158,7 +158,7 @@ func (c *Config) Validate() error {
 
 	c.validateDNSBL(bad)
 
-		if c.Store.Path == "" {
+	if c.Store.Path == "" {
 		bad("store.path", "must not be empty")
 	}
 	positive("store.expire_every", c.Store.ExpireEvery)

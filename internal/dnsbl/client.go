@@ -96,9 +96,9 @@ type Hit struct {
 	Zone    string   `json:"zone"`
 	Answers []string `json:"answers"`
 	TXT     string   `json:"txt,omitempty"`
-	Weight  int      `json:"weight"`            // sum of the matching sites' weights
-	Sites   []string `json:"sites,omitempty"`   // the matching dnsbl.sites entries
-	Cached  bool     `json:"cached,omitempty"`  // answered from the cache
+	Weight  int      `json:"weight"`           // sum of the matching sites' weights
+	Sites   []string `json:"sites,omitempty"`  // the matching dnsbl.sites entries
+	Cached  bool     `json:"cached,omitempty"` // answered from the cache
 }
 
 // Skip is a list that was not used for this host, and why.
