@@ -157,9 +157,14 @@ func openOps(cfg *config.Config) (control.Ops, func(), error) {
 		st.Close()
 		return nil, nil, err
 	}
+	classifier := &classify.Classifier{Lists: lset, Store: st}
+	if err := addDNSBL(cfg, classifier); err != nil {
+		st.Close()
+		return nil, nil, err
+	}
 	return &control.Local{
 		Store:      st,
-		Classifier: &classify.Classifier{Lists: lset, Store: st},
+		Classifier: classifier,
 		WhiteTTL:   cfg.Greylist.WhiteTTL.Duration,
 		PrefixV4:   cfg.Greylist.PrefixV4,
 		PrefixV6:   cfg.Greylist.PrefixV6,
@@ -214,6 +219,7 @@ func printWhy(w control.Why, asJSON bool, out io.Writer) error {
 	case classify.Grey:
 		fmt.Fprintln(out, "  path: greylisted; a retry after the pass delay is handed to the backend")
 	}
+	printWhyDNSBL(w.Decision, out)
 	for _, e := range w.Grey {
 		state := "pending, passes from " + when(e.Pass)
 		if !e.Passed.IsZero() {

@@ -37,7 +37,7 @@ type Exchanger interface {
 type Options struct {
 	Sites          []Site
 	Threshold      int           // score >= Threshold: black
-	AllowThreshold int           // score <= AllowThreshold: good enough to skip greylisting
+	AllowThreshold int           // score <= AllowThreshold (< 0): good enough to skip greylisting; 0: off
 	Timeout        time.Duration // for all lookups of one host together
 	CacheSize      int           // answers kept; 0: 10000
 	DNS            Exchanger
@@ -174,7 +174,7 @@ func (c *Checker) Check(ctx context.Context, addr netip.Addr) Result {
 		}
 	}
 	r.Black = r.Score >= c.o.Threshold
-	r.Allow = r.Score <= c.o.AllowThreshold
+	r.Allow = c.o.AllowThreshold < 0 && r.Score <= c.o.AllowThreshold
 	return r
 }
 

@@ -494,7 +494,7 @@ func (s *Session) rcpt(ctx context.Context, cmd smtp.Command) error {
 		return nil
 	}
 	s.nrcpt++
-	d, err := s.deps.Greylist.Check(ctx, s.client.Addr(), s.from.String(), path.String())
+	d, err := s.deps.Greylist.CheckAttempt(ctx, greylist.Attempt{Client: s.client.Addr(), Helo: s.helo, Sender: s.from.String(), Rcpt: path.String()})
 	if err != nil {
 		s.log.Warn("greylist check failed", "err", err)
 		s.reply(451, "4.3.0", "Temporary local problem, please try again later")
