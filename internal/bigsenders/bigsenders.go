@@ -313,6 +313,9 @@ func spfRecord(ctx context.Context, r Resolver, name string) (string, error) {
 		if errors.As(err, &de) && de.IsNotFound {
 			return "", fmt.Errorf("%s: no such name", name)
 		}
+		if errors.As(err, &de) { // its Server field names resolv.conf's, not the one dialled
+			return "", fmt.Errorf("%s: %s", name, de.Err)
+		}
 		return "", fmt.Errorf("%s: %w", name, err)
 	}
 	var recs []string

@@ -24,6 +24,7 @@ Usage:
   greypit db ... why [-json] ADDRESS
   greypit db ... dump > FILE
   greypit db ... load [FILE]
+  greypit lists [-config FILE] [-set ...] show [-json]
   greypit version
 
 Types: white, grey, black, spamtrap. White and black values are IP
@@ -42,6 +43,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = serve(args[1:], stderr)
 	case "db":
 		err = db(args[1:], stdin, stdout, stderr)
+	case "lists":
+		err = listsCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "greypit", Version)
 	case "help", "-h", "-help", "--help":

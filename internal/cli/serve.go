@@ -14,9 +14,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/greypit/greypit/internal/bigsenders"
 	"github.com/greypit/greypit/internal/classify"
 	"github.com/greypit/greypit/internal/config"
 	"github.com/greypit/greypit/internal/control"
+	"github.com/greypit/greypit/internal/dnsbl"
+	"github.com/greypit/greypit/internal/dnsx"
 	"github.com/greypit/greypit/internal/greylist"
 	"github.com/greypit/greypit/internal/handoff"
 	"github.com/greypit/greypit/internal/lists"
@@ -88,6 +91,16 @@ func serve(args []string, stderr io.Writer) error {
 		}
 		lns = append(lns, ln)
 	}
+	var dnsPC net.PacketConn
+	var dnsLn net.Listener
+	if cfg.DNSBL.ServeListen != "" {
+		if dnsPC, dnsLn, err = listenDNSBL(cfg); err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return err
+		}
+	}
 	ctlLn, err := control.Listen(cfg.ControlSocket())
 	if err != nil {
 		return fmt.Errorf("control.socket: %w", err)
@@ -95,6 +108,20 @@ func serve(args []string, stderr io.Writer) error {
 	defer os.Remove(cfg.ControlSocket())
 
 	classifier := &classify.Classifier{Lists: lset, Store: st}
+	if err := addDNSBL(cfg, classifier); err != nil {
+		return err
+	}
+	resolver, err := resolverFor(cfg)
+	if err != nil {
+		return err
+	}
+	var bigProviders []bigsenders.Provider
+	if cfg.Big.Enabled {
+		if bigProviders, err = loadBigSenders(cfg); err != nil {
+			return err
+		}
+		classifier.BigSenders = &bigsenders.Set{}
+	}
 	dialer := &handoff.Dialer{
 		Address:        cfg.Backend.Address,
 		Mode:           handoff.Mode(cfg.Backend.Handoff),
@@ -110,8 +137,12 @@ func serve(args []string, stderr io.Writer) error {
 			RetryWindow: cfg.Greylist.RetryWindow.Duration,
 			PassedTTL:   cfg.Greylist.WhiteTTL.Duration,
 		},
-		PrefixV4: cfg.Greylist.PrefixV4,
-		PrefixV6: cfg.Greylist.PrefixV6,
+		PrefixV4:  cfg.Greylist.PrefixV4,
+		PrefixV6:  cfg.Greylist.PrefixV6,
+		Selective: classifier.Selective,
+	}
+	if cfg.Greylist.SPF {
+		grey.SPF = &greylist.SPF{Resolver: dnsx.NetResolver(resolver), Timeout: cfg.Greylist.SPFTimeout.Duration}
 	}
 	srv := &server.Server{
 		Log:        log,
@@ -191,6 +222,24 @@ func serve(args []string, stderr io.Writer) error {
 	})
 	bg(func() { reloadLoop(ctx, lset, tlsh, log) })
 	bg(func() { tp.Run(ctx) })
+	if classifier.DNSBL != nil {
+		bg(func() { classifier.DNSBL.RunHealth(ctx, cfg.DNSBL.HealthEvery.Duration, log) })
+	}
+	if classifier.BigSenders != nil {
+		bg(func() {
+			classifier.BigSenders.Run(ctx, dnsx.NetResolver(resolver), bigProviders, cfg.Big.Refresh.Duration, log)
+		})
+	}
+	if dnsPC != nil {
+		zone := &dnsbl.Server{Zone: cfg.DNSBL.ServeZone, Hostname: cfg.SMTP.Hostname, Store: st,
+			TTL: cfg.DNSBL.ServeTTL.Duration, Rate: cfg.DNSBL.ServeRate, Log: log}
+		log.Info("dnsbl zone listening", "addr", dnsPC.LocalAddr().String(), "zone", cfg.DNSBL.ServeZone)
+		bg(func() {
+			if err := zone.Serve(ctx, dnsPC, dnsLn); err != nil {
+				log.Error("dnsbl zone stopped", "err", err)
+			}
+		})
+	}
 
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {
