@@ -8,10 +8,10 @@ require (
 	go.etcd.io/bbolt v1.5.0
 )
 
-require golang.org/x/sys v0.47.0
-
 require (
-	blitiri.com.ar/go/spf v1.6.0 // indirect
-	github.com/miekg/dns v1.1.73 // indirect
-	golang.org/x/net v0.57.0 // indirect
+	blitiri.com.ar/go/spf v1.6.0
+	github.com/miekg/dns v1.1.73
+	golang.org/x/sys v0.47.0
 )
+
+require golang.org/x/net v0.57.0 // indirect

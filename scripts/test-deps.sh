@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what greypit's tests (and scripts/run.sh) need from Debian's
-# packages when it is missing: postfix (postfix, postconf, postqueue) and
-# swaks, plus ca-certificates. Idempotent: when everything is there it
+# packages when it is missing: postfix (postfix, postconf, postqueue),
+# swaks and dig (dnsutils, the DNS client of the DNSBL zone test), plus
+# ca-certificates. Idempotent: when everything is there it
 # installs nothing and does not touch apt. Needs root to install; without
 # root it says what is missing and exits 1.
 #
@@ -21,9 +22,10 @@ declare -A pkg_of=(
 	[postconf]=postfix
 	[postqueue]=postfix
 	[swaks]=swaks
+	[dig]=dnsutils
 )
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(postfix postconf postqueue swaks)
+[ ${#want[@]} -gt 0 ] || want=(postfix postconf postqueue swaks dig)
 
 missing=()
 for cmd in "${want[@]}"; do
