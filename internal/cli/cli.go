@@ -78,6 +78,16 @@ func (c *configFlags) load() (*config.Config, error) {
 	return config.Load(c.path, c.sets)
 }
 
+// loadWith loads the config with the flags v given after a verb on top
+// of c's: a later -config wins, -set overrides add up.
+func (c *configFlags) loadWith(v configFlags) (*config.Config, error) {
+	if v.path != "" {
+		c.path = v.path
+	}
+	c.sets = append(c.sets, v.sets...)
+	return c.load()
+}
+
 type stringsFlag []string
 
 func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }

@@ -42,11 +42,7 @@ func db(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err := vfs.Parse(rest); err != nil {
 		return err
 	}
-	if vcf.path != "" {
-		cf.path = vcf.path
-	}
-	cf.sets = append(cf.sets, vcf.sets...)
-	cfg, err := cf.load()
+	cfg, err := cf.loadWith(vcf)
 	if err != nil {
 		return err
 	}

@@ -45,11 +45,7 @@ func listsCmd(args []string, stdout, stderr io.Writer) error {
 	if vfs.NArg() > 0 {
 		return fmt.Errorf("lists show: unexpected argument %q", vfs.Arg(0))
 	}
-	if vcf.path != "" {
-		cf.path = vcf.path
-	}
-	cf.sets = append(cf.sets, vcf.sets...)
-	cfg, err := cf.load()
+	cfg, err := cf.loadWith(vcf)
 	if err != nil {
 		return err
 	}

@@ -89,9 +89,7 @@ timeout = "1s"`)})
 	}
 	c.Close()
 	r = g.swaks("127.0.0.8", "carol@example.test", "unlisted")
-	if got := replyTo(r, "RCPT TO"); !strings.HasPrefix(got, "451 4.7.1") {
-		t.Errorf("unlisted host: RCPT reply %q, want greylisting\n%s", got, r)
-	}
+	expectGreylisted(t, r, "unlisted host")
 }
 
 // SPF-aware keying end to end: a retry from another /24 of the pool that
@@ -105,13 +103,9 @@ func TestSPFGreylist(t *testing.T) {
 
 	r := g.swaksFrom("127.0.1.5", "bounce-1@pool.test", "alice@example.test", "spf")
 	first := time.Now()
-	if got := replyTo(r, "RCPT TO"); !strings.HasPrefix(got, "451 4.7.1") {
-		t.Fatalf("first attempt: %q\n%s", got, r)
-	}
+	expectGreylisted(t, r, "first attempt")
 	r = g.swaksFrom("127.0.1.5", "x@nospf.test", "alice@example.test", "no spf")
-	if got := replyTo(r, "RCPT TO"); !strings.HasPrefix(got, "451 4.7.1") {
-		t.Fatalf("first attempt without SPF: %q\n%s", got, r)
-	}
+	expectGreylisted(t, r, "first attempt without SPF")
 	out, _ := g.DB("list", "-type", "grey")
 	if !strings.Contains(out, "spf:pool.test bounce-#@pool.test alice@example.test") || !strings.Contains(out, "127.0.1.0/24 x@nospf.test alice@example.test") {
 		t.Errorf("grey tuples:\n%s", out)
@@ -126,9 +120,7 @@ func TestSPFGreylist(t *testing.T) {
 	pf.WaitMessages(t, 1, 20*time.Second)
 
 	r = g.swaksFrom("127.0.4.9", "x@nospf.test", "alice@example.test", "no spf")
-	if got := replyTo(r, "RCPT TO"); !strings.HasPrefix(got, "451 4.7.1") {
-		t.Errorf("retry without SPF from another /24: %q, want greylisting\n%s", got, r)
-	}
+	expectGreylisted(t, r, "retry without SPF from another /24")
 	if n := len(pf.Messages()); n != 1 {
 		t.Errorf("backend has %d messages, want 1", n)
 	}
@@ -231,9 +223,7 @@ add = ["bigmail.test"]
 	g.Sets = []string{"bigsenders.enabled=false"}
 	g.Start()
 	r = g.swaks("127.0.9.6", "alice@example.test", "big sender off")
-	if got := replyTo(r, "RCPT TO"); !strings.HasPrefix(got, "451 4.7.1") {
-		t.Errorf("with bigsenders.enabled=false: %q\n%s", got, r)
-	}
+	expectGreylisted(t, r, "with bigsenders.enabled=false")
 }
 
 // Selective mode: a host with a good DNSWL score skips greylisting and is
@@ -254,9 +244,7 @@ allow_threshold = -1`)
 	}
 	pf.WaitMessages(t, 1, 20*time.Second)
 	r = g.swaks("127.0.0.14", "alice@example.test", "unknown")
-	if got := replyTo(r, "RCPT TO"); !strings.HasPrefix(got, "451 4.7.1") {
-		t.Errorf("host without good signals: %q\n%s", got, r)
-	}
+	expectGreylisted(t, r, "host without good signals")
 	v := g.WaitVerdicts(2)
 	if !strings.Contains(v[0], "path=white") || !strings.Contains(v[0], "dnsbl allow score -2 (selective mode)") {
 		t.Errorf("verdict: %s", v[0])
@@ -265,7 +253,13 @@ allow_threshold = -1`)
 	g.Sets = []string{"greylist.mode=all"}
 	g.Start()
 	r = g.swaks("127.0.0.13", "alice@example.test", "dnswl, mode all")
+	expectGreylisted(t, r, "DNSWL host in mode all")
+}
+
+// expectGreylisted checks that the recipient of r was greylisted.
+func expectGreylisted(t *testing.T, r testenv.SwaksResult, what string) {
+	t.Helper()
 	if got := replyTo(r, "RCPT TO"); !strings.HasPrefix(got, "451 4.7.1") {
-		t.Errorf("DNSWL host in mode all: %q\n%s", got, r)
+		t.Fatalf("%s: RCPT reply %q, want 451 4.7.1 (greylisted)\n%s", what, got, r)
 	}
 }
