@@ -74,6 +74,15 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		return // dropped: answering a flood would make us its amplifier
 	}
 	m := s.answer(req)
+	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
+		// RFC 1035 §4.2.1 and RFC 6891 §6.2.5: a long reason must not
+		// exceed what the client can take over UDP; TC=1 sends it to TCP.
+		size := dns.MinMsgSize
+		if o := req.IsEdns0(); o != nil {
+			size = max(int(o.UDPSize()), dns.MinMsgSize)
+		}
+		m.Truncate(size)
+	}
 	if err := w.WriteMsg(m); err != nil && s.Log != nil {
 		s.Log.Debug("dnsbl server: write failed", "client", client.String(), "err", err)
 	}

@@ -116,6 +116,23 @@ func TestServer(t *testing.T) {
 	if r := ask(t, "udp", addr, "bl.greypit.test", dns.TypeSOA, false); len(r.Answer) != 1 || r.Rcode != dns.RcodeSuccess {
 		t.Errorf("apex SOA: %v", r)
 	}
+
+	// A reason too long for a 512-byte UDP answer: truncated over UDP,
+	// whole over TCP, in 255-byte strings.
+	long := strings.Repeat("very long reason ", 60)
+	if err := st.Put(context.Background(), store.Entry{Kind: store.Black, Key: "192.0.2.10", Reason: long, Created: now, Updated: now}); err != nil {
+		t.Fatal(err)
+	}
+	m := new(dns.Msg)
+	m.SetQuestion("10.2.0.192.bl.greypit.test.", dns.TypeTXT)
+	r, _, err := (&dns.Client{Net: "udp", Timeout: 3 * time.Second}).Exchange(m, addr)
+	if err != nil || !r.Truncated || r.Len() > 512 {
+		t.Errorf("long TXT over UDP: truncated %v, %d bytes, %v", r != nil && r.Truncated, r.Len(), err)
+	}
+	r = ask(t, "tcp", addr, "10.2.0.192.bl.greypit.test", dns.TypeTXT, false)
+	if txt := r.Answer[0].(*dns.TXT).Txt; strings.Join(txt, "") != "greypit: "+long || len(txt[0]) != 255 {
+		t.Errorf("long TXT over TCP: %d strings", len(txt))
+	}
 }
 
 // Past the rate and its burst, a client's queries go unanswered; another
