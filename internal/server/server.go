@@ -229,6 +229,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 			deps.Pregreet = s.pregreet
 		}
 		sess := session.New(c, &s.Session, deps, log)
+		sess.Connected = start
 		stop := context.AfterFunc(ctx, sess.Shutdown)
 		r := sess.Run(ctx)
 		stop()

@@ -39,6 +39,8 @@ type harness struct {
 	mta    *testenv.FakeMTA // nil when the dialer points elsewhere
 	white  chan netip.Addr
 	wrap   bool // record the session's writes (see recConn)
+	// connected, if set, is the session's Connected time.
+	connected time.Time
 
 	ln  net.Listener
 	wg  sync.WaitGroup
@@ -203,6 +205,7 @@ func (h *harness) start(early ...string) (*client, *running) {
 		},
 	}
 	r.sess = session.New(sc, &h.cfg, deps, log)
+	r.sess.Connected = h.connected
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()

@@ -95,6 +95,10 @@ type Session struct {
 
 	start    time.Time
 	deadline time.Time
+	// Connected is when the client connected, if before Run: the greet
+	// pause counts from it, so time spent classifying the client (DNSBL
+	// lookups) is part of the pause rather than added to it.
+	Connected time.Time
 	errors   int
 
 	// Greeting and envelope.
@@ -242,7 +246,17 @@ func (s *Session) greetPause() bool {
 	if s.cfg.GreetWait <= 0 {
 		return false
 	}
-	s.conn.SetReadDeadline(time.Now().Add(s.cfg.GreetWait))
+	from := s.start
+	if !s.Connected.IsZero() && s.Connected.Before(from) {
+		from = s.Connected
+	}
+	// Whatever arrived while the client was being classified counts too:
+	// wait at least a moment to see it.
+	until := from.Add(s.cfg.GreetWait)
+	if soon := time.Now().Add(time.Millisecond); until.Before(soon) {
+		until = soon
+	}
+	s.conn.SetReadDeadline(until)
 	_, err := s.br.Peek(1)
 	s.conn.SetReadDeadline(time.Time{})
 	return err == nil
