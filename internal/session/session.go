@@ -99,7 +99,7 @@ type Session struct {
 	// pause counts from it, so time spent classifying the client (DNSBL
 	// lookups) is part of the pause rather than added to it.
 	Connected time.Time
-	errors   int
+	errors    int
 
 	// Greeting and envelope.
 	helo       string
