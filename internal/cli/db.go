@@ -154,7 +154,7 @@ func openOps(cfg *config.Config) (control.Ops, func(), error) {
 		return nil, nil, err
 	}
 	classifier := &classify.Classifier{Lists: lset, Store: st}
-	if err := addDNSBL(cfg, classifier); err != nil {
+	if err := addDNSBL(cfg, classifier, nil); err != nil {
 		st.Close()
 		return nil, nil, err
 	}

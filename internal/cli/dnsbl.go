@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 
@@ -13,7 +14,7 @@ import (
 )
 
 // newDNSBL builds the DNSBL checker of cfg (nil without dnsbl.sites).
-func newDNSBL(cfg *config.Config) (*dnsbl.Checker, error) {
+func newDNSBL(cfg *config.Config, log *slog.Logger) (*dnsbl.Checker, error) {
 	if len(cfg.DNSBL.Sites) == 0 {
 		return nil, nil
 	}
@@ -32,12 +33,13 @@ func newDNSBL(cfg *config.Config) (*dnsbl.Checker, error) {
 		Timeout:        cfg.DNSBL.Timeout.Duration,
 		CacheSize:      cfg.DNSBL.CacheSize,
 		DNS:            &dnsx.Client{Server: server},
+		Log:            log,
 	}), nil
 }
 
 // addDNSBL gives the classifier the DNSBL checker and the mode.
-func addDNSBL(cfg *config.Config, c *classify.Classifier) error {
-	chk, err := newDNSBL(cfg)
+func addDNSBL(cfg *config.Config, c *classify.Classifier, log *slog.Logger) error {
+	chk, err := newDNSBL(cfg, log)
 	if err != nil {
 		return err
 	}

@@ -108,7 +108,7 @@ func serve(args []string, stderr io.Writer) error {
 	defer os.Remove(cfg.ControlSocket())
 
 	classifier := &classify.Classifier{Lists: lset, Store: st}
-	if err := addDNSBL(cfg, classifier); err != nil {
+	if err := addDNSBL(cfg, classifier, log); err != nil {
 		return err
 	}
 	resolver, err := resolverFor(cfg)

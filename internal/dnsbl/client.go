@@ -42,6 +42,9 @@ type Options struct {
 	CacheSize      int           // answers kept; 0: 10000
 	DNS            Exchanger
 	Now            func() time.Time // for tests; nil: time.Now
+	// Log, if set, gets a warning when a list times out or answers with
+	// an error, at most once a minute per list.
+	Log *slog.Logger
 }
 
 // Checker queries the configured lists. It is safe for concurrent use.
@@ -51,7 +54,8 @@ type Checker struct {
 	cache *cache
 
 	mu     sync.Mutex
-	health map[string]*Health // by zone
+	health map[string]*Health   // by zone
+	warned map[string]time.Time // by zone: last failure logged
 }
 
 // Health is the last RFC 5782 §5 test-entry check of one list.
@@ -70,7 +74,7 @@ func NewChecker(o Options) *Checker {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	c := &Checker{o: o, cache: newCache(o.CacheSize), health: map[string]*Health{}}
+	c := &Checker{o: o, cache: newCache(o.CacheSize), health: map[string]*Health{}, warned: map[string]time.Time{}}
 	for _, s := range o.Sites {
 		if !slices.Contains(c.zones, s.Zone) {
 			c.zones = append(c.zones, s.Zone)
@@ -158,6 +162,7 @@ func (c *Checker) Check(ctx context.Context, addr netip.Addr) Result {
 		case !ok:
 		case a.err != nil:
 			r.Skipped = append(r.Skipped, Skip{Zone: z, Why: a.err.Error()})
+			c.warn(z, addr, a.err)
 		case len(a.lk.addrs) > 0:
 			h := Hit{Zone: z, TXT: a.lk.txt, Cached: a.lk.cached}
 			for _, ip := range a.lk.addrs {
@@ -176,6 +181,23 @@ func (c *Checker) Check(ctx context.Context, addr netip.Addr) Result {
 	r.Black = r.Score >= c.o.Threshold
 	r.Allow = c.o.AllowThreshold < 0 && r.Score <= c.o.AllowThreshold
 	return r
+}
+
+// warn logs a failed lookup, once a minute per list at most.
+func (c *Checker) warn(zone string, addr netip.Addr, err error) {
+	if c.o.Log == nil {
+		return
+	}
+	now := c.o.Now()
+	c.mu.Lock()
+	last, ok := c.warned[zone]
+	if !ok || now.Sub(last) >= time.Minute {
+		c.warned[zone] = now
+	}
+	c.mu.Unlock()
+	if !ok || now.Sub(last) >= time.Minute {
+		c.o.Log.Warn("dnsbl list skipped for a host", "zone", zone, "client", addr.String(), "err", err.Error())
+	}
 }
 
 // lookup is one list's answer for one name.

@@ -1,7 +1,9 @@
 package dnsbl
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
@@ -150,7 +152,8 @@ func TestTimeout(t *testing.T) {
 	srv := newDNS(t, "slow.test", "bl.test")
 	srv.Add(t, "9.2.0.192.bl.test. 300 IN A 127.0.0.2")
 	srv.Drop("slow.test", true)
-	c := checker(t, srv, []string{"slow.test*3", "bl.test*1"}, Options{Timeout: 300 * time.Millisecond})
+	var logBuf bytes.Buffer
+	c := checker(t, srv, []string{"slow.test*3", "bl.test*1"}, Options{Timeout: 300 * time.Millisecond, Log: slog.New(slog.NewTextHandler(&logBuf, nil))})
 	start := time.Now()
 	r := c.Check(context.Background(), netip.MustParseAddr("192.0.2.9"))
 	took := time.Since(start)
@@ -159,6 +162,10 @@ func TestTimeout(t *testing.T) {
 	}
 	if took > 2*time.Second {
 		t.Errorf("check took %v with a 300ms timeout", took)
+	}
+	c.Check(context.Background(), netip.MustParseAddr("192.0.2.10"))
+	if n := strings.Count(logBuf.String(), "dnsbl list skipped for a host"); n != 1 || !strings.Contains(logBuf.String(), "zone=slow.test") {
+		t.Errorf("%d warnings for two timeouts within a minute, want 1:\n%s", n, logBuf.String())
 	}
 }
 

@@ -91,6 +91,11 @@ timeout = "1s"`)})
 	c.Close()
 	r = g.swaks("127.0.0.8", "carol@example.test", "unlisted")
 	expectGreylisted(t, r, "unlisted host")
+	g.WaitLog(regexpMust(`dnsbl list skipped for a host.*zone=slow\.test.*err=timeout`), 10*time.Second)
+	v = g.WaitVerdicts(3)
+	if !strings.Contains(v[2], "client=127.0.0.8 path=grey") || !strings.Contains(v[2], "dnsbl_score=0") {
+		t.Errorf("verdict of the unlisted host: %s", v[2])
+	}
 }
 
 // SPF-aware keying end to end: a retry from another /24 of the pool that
