@@ -111,12 +111,14 @@ func serve(args []string, stderr io.Writer) error {
 	if err := addDNSBL(cfg, classifier, log); err != nil {
 		return err
 	}
+	// SPF keying and big senders are on by default; without a resolver
+	// they are turned off with a warning rather than stopping greypit.
 	resolver, err := resolverFor(cfg)
-	if err != nil {
-		return err
+	if err != nil && (cfg.Greylist.SPF || cfg.Big.Enabled) {
+		log.Warn("no DNS resolver: SPF-aware greylisting and big senders are off", "err", err)
 	}
 	var bigProviders []bigsenders.Provider
-	if cfg.Big.Enabled {
+	if cfg.Big.Enabled && resolver != "" {
 		if bigProviders, err = loadBigSenders(cfg); err != nil {
 			return err
 		}
@@ -141,7 +143,7 @@ func serve(args []string, stderr io.Writer) error {
 		PrefixV6:  cfg.Greylist.PrefixV6,
 		Selective: classifier.Selective,
 	}
-	if cfg.Greylist.SPF {
+	if cfg.Greylist.SPF && resolver != "" {
 		grey.SPF = &greylist.SPF{Resolver: dnsx.NetResolver(resolver), Timeout: cfg.Greylist.SPFTimeout.Duration}
 	}
 	srv := &server.Server{
