@@ -74,6 +74,7 @@ func NewChecker(o Options) *Checker {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	o.Threshold = max(o.Threshold, 1) // 0 would make every host black
 	c := &Checker{o: o, cache: newCache(o.CacheSize), health: map[string]*Health{}, warned: map[string]time.Time{}}
 	for _, s := range o.Sites {
 		if !slices.Contains(c.zones, s.Zone) {
@@ -131,6 +132,7 @@ func (c *Checker) Check(ctx context.Context, addr netip.Addr) Result {
 		return r
 	}
 	addr = addr.Unmap()
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 	defer cancel()
 	type answer struct {
@@ -162,7 +164,9 @@ func (c *Checker) Check(ctx context.Context, addr netip.Addr) Result {
 		case !ok:
 		case a.err != nil:
 			r.Skipped = append(r.Skipped, Skip{Zone: z, Why: a.err.Error()})
-			c.warn(z, addr, a.err)
+			if parent.Err() == nil { // not when the caller gave up on the answer
+				c.warn(z, addr, a.err)
+			}
 		case len(a.lk.addrs) > 0:
 			h := Hit{Zone: z, TXT: a.lk.txt, Cached: a.lk.cached}
 			for _, ip := range a.lk.addrs {

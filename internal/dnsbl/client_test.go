@@ -164,6 +164,11 @@ func TestTimeout(t *testing.T) {
 		t.Errorf("check took %v with a 300ms timeout", took)
 	}
 	c.Check(context.Background(), netip.MustParseAddr("192.0.2.10"))
+	// A caller that gives up (classify decided otherwise) is not a failure.
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	c.warned = map[string]time.Time{}
+	c.Check(gone, netip.MustParseAddr("192.0.2.11"))
 	if n := strings.Count(logBuf.String(), "dnsbl list skipped for a host"); n != 1 || !strings.Contains(logBuf.String(), "zone=slow.test") {
 		t.Errorf("%d warnings for two timeouts within a minute, want 1:\n%s", n, logBuf.String())
 	}
