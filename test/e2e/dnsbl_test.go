@@ -237,9 +237,10 @@ add = ["bigmail.test"]
 // mode "all" the DNSWL host is greylisted too.
 func TestSelectiveMode(t *testing.T) {
 	pf := backend(t, testenv.ModeProxy)
-	srv := testenv.StartDNS(t, "wl.test")
+	srv := testenv.StartDNS(t, "wl.test", "pool.test")
 	srv.Add(t, rfc5782("wl.test")...)
-	srv.Add(t, "12.0.0.127.wl.test. 300 IN A 127.0.10.2", "13.0.0.127.wl.test. 300 IN A 127.0.10.2")
+	srv.Add(t, "12.0.0.127.wl.test. 300 IN A 127.0.10.2", "13.0.0.127.wl.test. 300 IN A 127.0.10.2",
+		`pool.test. 300 IN TXT "v=spf1 ip4:127.0.1.0/24 ip4:127.0.2.0/24 -all"`)
 	conf := dnsConfig(srv, `
 sites = ["wl.test=127.0.[0..255].[1..3]*-2"]
 allow_threshold = -1`)
@@ -255,11 +256,28 @@ allow_threshold = -1`)
 	if !strings.Contains(v[0], "path=white") || !strings.Contains(v[0], "dnsbl allow score -2 (selective mode)") {
 		t.Errorf("verdict: %s", v[0])
 	}
+
+	// A known SPF sender: once it has passed greylisting, a new recipient
+	// from another address of its pool is delivered on the first try.
+	r = g.swaksFrom("127.0.1.5", "news@pool.test", "bob@example.test", "spf first")
+	first := time.Now()
+	expectGreylisted(t, r, "SPF sender's first attempt")
+	waitUntil(first.Add(passDelay))
+	if r = g.swaksFrom("127.0.1.5", "news@pool.test", "bob@example.test", "spf retry"); r.Code != 0 {
+		t.Fatalf("SPF sender's retry:\n%s", r)
+	}
+	if r = g.swaksFrom("127.0.2.7", "alerts@pool.test", "carol@example.test", "known sender"); r.Code != 0 || !strings.Contains(r.Out, "queued as") {
+		t.Fatalf("known SPF sender, new recipient, another /24: not delivered on the first try:\n%s", r)
+	}
+	pf.WaitMessages(t, 3, 20*time.Second)
+
 	g.Stop()
 	g.Sets = []string{"greylist.mode=all"}
 	g.Start()
-	r = g.swaks("127.0.0.13", "alice@example.test", "dnswl, mode all")
+	r = g.swaks("127.0.0.13", "erin@example.test", "dnswl, mode all")
 	expectGreylisted(t, r, "DNSWL host in mode all")
+	r = g.swaksFrom("127.0.2.8", "alerts@pool.test", "dave@example.test", "known sender, mode all")
+	expectGreylisted(t, r, "known SPF sender in mode all")
 }
 
 // expectGreylisted checks that the recipient of r was greylisted.
