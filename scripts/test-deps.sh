@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what greypit's tests (and scripts/run.sh) need from Debian's
-# packages when it is missing: postfix (postfix, postconf, postqueue) and
-# swaks with the Perl modules it needs for IPv6 and TLS, plus
+# packages when it is missing: postfix (postfix, postconf, postqueue),
+# swaks with the Perl modules it needs for IPv6 and TLS, and dig (dnsutils,
+# the DNS client of the DNSBL zone test), plus
 # ca-certificates. Idempotent: when everything is there it
 # installs nothing and does not touch apt. Needs root to install; without
 # root it says what is missing and exits 1.
@@ -27,9 +28,10 @@ declare -A pkg_of=(
 	[IO::Socket::INET6]=libio-socket-inet6-perl
 	[Net::SSLeay]=libnet-ssleay-perl
 	[IO::Socket::SSL]=libio-socket-ssl-perl
+	[dig]=dnsutils
 )
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(postfix postconf postqueue swaks IO::Socket::INET6 Net::SSLeay IO::Socket::SSL)
+[ ${#want[@]} -gt 0 ] || want=(postfix postconf postqueue swaks IO::Socket::INET6 Net::SSLeay IO::Socket::SSL dig)
 
 # present reports whether a command (or, for a name with "::", a Perl
 # module) is installed.

@@ -12,6 +12,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/greypit/greypit/internal/bigsenders"
+	"github.com/greypit/greypit/internal/dnsbl"
 	"github.com/greypit/greypit/internal/lists"
 	"github.com/greypit/greypit/internal/store"
 )
@@ -41,12 +43,22 @@ type Decision struct {
 	// Listings are all block lists covering the address when a block
 	// list decided; Reason joins their messages.
 	Listings []lists.Listing `json:"listings,omitempty"`
+	// DNSBL is what the DNS lists said, when they were asked.
+	DNSBL *dnsbl.Result `json:"dnsbl,omitempty"`
+	// BigSender is the big-sender network that decided, if one did.
+	BigSender *bigsenders.Source `json:"bigsender,omitempty"`
 }
 
 // Classifier combines the operator's lists with the store.
 type Classifier struct {
 	Lists *lists.Set
 	Store store.Store
+	// DNSBL, if set, is asked about hosts the lists and the store leave
+	// open (see dnsbl.go); BigSenders, if set, holds the big providers'
+	// networks; Selective lets good DNSBL scores skip greylisting.
+	DNSBL      *dnsbl.Checker
+	BigSenders *bigsenders.Set
+	Selective  bool
 }
 
 // Classify decides the path of addr. Precedence, first match wins:
@@ -55,8 +67,16 @@ type Classifier struct {
 //  2. a black store entry (trap hit, verdict, operator): black;
 //  3. a white store entry made by an operator (not by greylisting): white;
 //  4. the block lists (lists.block, lists.drop, lists.spamd_conf): black;
-//  5. a white store entry earned by passing greylisting: white;
-//  6. otherwise grey.
+//  5. a big sender's network (bigsenders): white;
+//  6. a white store entry earned by passing greylisting: white;
+//  7. a DNSBL score at or above dnsbl.threshold: black;
+//  8. in selective mode, a DNSBL score at or below dnsbl.allow_threshold:
+//     white;
+//  9. otherwise grey.
+//
+// The DNSBL lookups start right after the allow list is checked and run
+// while the store is read; they are cancelled when an earlier rule
+// decides.
 //
 // A store error is returned with a grey decision: greylisting then answers
 // with a temporary failure, which loses nothing.
@@ -65,6 +85,9 @@ func (c *Classifier) Classify(ctx context.Context, addr netip.Addr) (Decision, e
 	if src, ok := c.Lists.Allow().Lookup(addr); ok {
 		return Decision{Path: White, Rule: "lists.allow " + where(src), List: &src}, nil
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	dnsblResult := c.startDNSBL(ctx, addr)
 	black, err := c.Store.Match(ctx, store.Black, addr)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return Decision{Path: Grey, Rule: "store unavailable"}, fmt.Errorf("classify: black lookup: %w", err)
@@ -97,10 +120,16 @@ func (c *Classifier) Classify(ctx context.Context, addr netip.Addr) (Decision, e
 		}
 		return Decision{Path: Black, Rule: rule, Reason: lists.Messages(ls), List: &ls[0].Source, Listings: ls}, nil
 	}
+	if d, ok := c.bigSender(addr); ok {
+		return d, nil
+	}
 	if earned != nil {
 		return Decision{Path: White, Rule: "store white " + describe(earned), Entry: earned}, nil
 	}
-	return Decision{Path: Grey, Rule: "no entry: unknown hosts are greylisted"}, nil
+	if d, ok := c.dnsblDecision(dnsblResult); ok {
+		return d, nil
+	}
+	return Decision{Path: Grey, Rule: "no entry: unknown hosts are greylisted", DNSBL: dnsblResult()}, nil
 }
 
 // SourceGreylist marks white entries earned by passing greylisting.

@@ -26,6 +26,7 @@ Usage:
   greypit db ... load [FILE]
   greypit traps [-config FILE] [-set ...] hits [-json]
   greypit report networks [-config FILE] [-since D] [-top N] [-json]
+  greypit lists [-config FILE] [-set ...] show [-json]
   greypit version
 
 Types: white, grey, black, spamtrap. White and black values are IP
@@ -48,6 +49,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = trapsCmd(args[1:], stdout, stderr)
 	case "report":
 		err = report(args[1:], stdout, stderr)
+	case "lists":
+		err = listsCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "greypit", Version)
 	case "help", "-h", "-help", "--help":

@@ -142,6 +142,11 @@ func openOps(cfg *config.Config) (control.Ops, func(), error) {
 		st.Close()
 		return nil, nil, err
 	}
+	classifier := &classify.Classifier{Lists: lset, Store: st}
+	if err := addDNSBL(cfg, classifier, nil); err != nil {
+		st.Close()
+		return nil, nil, err
+	}
 	asn, closeASN, err := openASN(cfg)
 	if err != nil {
 		st.Close()
@@ -156,7 +161,7 @@ func openOps(cfg *config.Config) (control.Ops, func(), error) {
 	return &control.Local{
 		Networks:   nets,
 		Store:      networks.Observe(st, nets, nil),
-		Classifier: &classify.Classifier{Lists: lset, Store: st},
+		Classifier: classifier,
 		WhiteTTL:   cfg.Greylist.WhiteTTL.Duration,
 		PrefixV4:   cfg.Greylist.PrefixV4,
 		PrefixV6:   cfg.Greylist.PrefixV6,
@@ -214,6 +219,7 @@ func printWhy(w control.Why, asJSON bool, out io.Writer) error {
 	for _, l := range w.Decision.Listings {
 		fmt.Fprintf(out, "  listed: %s: %s\n", l.Describe(), l.Message)
 	}
+	printWhyDNSBL(w.Decision, out)
 	printNetwork(out, w.Network)
 	for _, e := range w.Grey {
 		state := "pending, passes from " + when(e.Pass)

@@ -15,9 +15,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/greypit/greypit/internal/bigsenders"
 	"github.com/greypit/greypit/internal/classify"
 	"github.com/greypit/greypit/internal/config"
 	"github.com/greypit/greypit/internal/control"
+	"github.com/greypit/greypit/internal/dnsbl"
+	"github.com/greypit/greypit/internal/dnsx"
 	"github.com/greypit/greypit/internal/greylist"
 	"github.com/greypit/greypit/internal/handoff"
 	"github.com/greypit/greypit/internal/lists"
@@ -125,6 +128,19 @@ func serve(args []string, stderr io.Writer) error {
 		}
 		return err
 	}
+	var dnsPC net.PacketConn
+	var dnsLn net.Listener
+	if cfg.DNSBL.ServeListen != "" {
+		if dnsPC, dnsLn, err = listenDNSBL(cfg); err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			if webLn != nil {
+				webLn.Close()
+			}
+			return err
+		}
+	}
 	ctlLn, err := control.Listen(cfg.ControlSocket())
 	if err != nil {
 		return fmt.Errorf("control.socket: %w", err)
@@ -132,6 +148,22 @@ func serve(args []string, stderr io.Writer) error {
 	defer os.Remove(cfg.ControlSocket())
 
 	classifier := &classify.Classifier{Lists: lset, Store: obs}
+	if err := addDNSBL(cfg, classifier, log); err != nil {
+		return err
+	}
+	// SPF keying and big senders are on by default; without a resolver
+	// they are turned off with a warning rather than stopping greypit.
+	resolver, err := resolverFor(cfg)
+	if err != nil && (cfg.Greylist.SPF || cfg.Big.Enabled) {
+		log.Warn("no DNS resolver: SPF-aware greylisting and big senders are off", "err", err)
+	}
+	var bigProviders []bigsenders.Provider
+	if cfg.Big.Enabled && resolver != "" {
+		if bigProviders, err = loadBigSenders(cfg); err != nil {
+			return err
+		}
+		classifier.BigSenders = &bigsenders.Set{}
+	}
 	dialer := &handoff.Dialer{
 		Address:        cfg.Backend.Address,
 		Mode:           handoff.Mode(cfg.Backend.Handoff),
@@ -147,8 +179,12 @@ func serve(args []string, stderr io.Writer) error {
 			RetryWindow: cfg.Greylist.RetryWindow.Duration,
 			PassedTTL:   cfg.Greylist.WhiteTTL.Duration,
 		},
-		PrefixV4: cfg.Greylist.PrefixV4,
-		PrefixV6: cfg.Greylist.PrefixV6,
+		PrefixV4:  cfg.Greylist.PrefixV4,
+		PrefixV6:  cfg.Greylist.PrefixV6,
+		Selective: classifier.Selective,
+	}
+	if cfg.Greylist.SPF && resolver != "" {
+		grey.SPF = &greylist.SPF{Resolver: dnsx.NetResolver(resolver), Timeout: cfg.Greylist.SPFTimeout.Duration}
 	}
 	srv := &server.Server{
 		Log:        log,
@@ -239,6 +275,24 @@ func serve(args []string, stderr io.Writer) error {
 		bg(func() { serveTrapWeb(ctx, cfg, webLn, st, log) })
 	}
 	bg(func() { evaluateNetworks(ctx, nets, cfg.Networks.EvaluateEvery.Duration, log) })
+	if classifier.DNSBL != nil {
+		bg(func() { classifier.DNSBL.RunHealth(ctx, cfg.DNSBL.HealthEvery.Duration, log) })
+	}
+	if classifier.BigSenders != nil {
+		bg(func() {
+			classifier.BigSenders.Run(ctx, dnsx.NetResolver(resolver), bigProviders, cfg.Big.Refresh.Duration, log)
+		})
+	}
+	if dnsPC != nil {
+		zone := &dnsbl.Server{Zone: cfg.DNSBL.ServeZone, Hostname: cfg.SMTP.Hostname, Store: st,
+			TTL: cfg.DNSBL.ServeTTL.Duration, Rate: cfg.DNSBL.ServeRate, Log: log}
+		log.Info("dnsbl zone listening", "addr", dnsPC.LocalAddr().String(), "zone", cfg.DNSBL.ServeZone)
+		bg(func() {
+			if err := zone.Serve(ctx, dnsPC, dnsLn); err != nil {
+				log.Error("dnsbl zone stopped", "err", err)
+			}
+		})
+	}
 
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {

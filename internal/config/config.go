@@ -35,6 +35,8 @@ type Config struct {
 	Tarpit   Tarpit   `toml:"tarpit"`
 	Traps    Traps    `toml:"traps"`
 	Networks Networks `toml:"networks"`
+	DNSBL    DNSBL    `toml:"dnsbl"`
+	Big      Big      `toml:"bigsenders"`
 }
 
 // Networks configures network and ASN reputation, prefix escalation and
@@ -49,6 +51,29 @@ type Networks struct {
 	ASNDB            string     `toml:"asn_db"`            // iptoasn TSV (.tsv, .tsv.gz) or MaxMind ASN .mmdb; "" = none
 	EvaluateEvery    Duration   `toml:"evaluate_every"`    // how often all prefixes are re-evaluated
 	HistoryRetention Duration   `toml:"history_retention"` // session events kept for reports; "0s" = none recorded
+}
+
+// DNSBL configures the DNS blocklist client and greypit's own DNSBL zone.
+type DNSBL struct {
+	Sites          StringList `toml:"sites"`           // postscreen syntax: zone[=filter][*weight]
+	Threshold      int        `toml:"threshold"`       // score >= threshold: black
+	AllowThreshold int        `toml:"allow_threshold"` // score <= it (< 0): skips greylisting in selective mode; 0 = off
+	Timeout        Duration   `toml:"timeout"`         // all lookups of one host; the banner never waits longer
+	Resolver       string     `toml:"resolver"`        // recursive resolver host[:port] for DNSBL, SPF and bigsenders; "" = /etc/resolv.conf
+	CacheSize      int        `toml:"cache_size"`      // answers kept (by TTL)
+	HealthEvery    Duration   `toml:"health_every"`    // RFC 5782 test-entry checks of every list
+	ServeListen    string     `toml:"serve_listen"`    // UDP+TCP address of greypit's own zone; "" = off
+	ServeZone      string     `toml:"serve_zone"`      // the zone's name, e.g. "bl.example.org"
+	ServeTTL       Duration   `toml:"serve_ttl"`       // TTL of its answers
+	ServeRate      int        `toml:"serve_rate"`      // queries a second per client network; 0 = unlimited
+}
+
+// Big configures the big-sender allowlist (internal/bigsenders).
+type Big struct {
+	Enabled bool       `toml:"enabled"` // resolve the built-in list and treat its networks as white
+	Refresh Duration   `toml:"refresh"` // how often the SPF records are resolved again
+	Disable StringList `toml:"disable"` // provider domains of the built-in list to leave out
+	Add     StringList `toml:"add"`     // more providers: "domain" or "domain=spf-name"
 }
 
 // Tarpit configures what black hosts meet, and the pregreet test.
@@ -102,6 +127,9 @@ type Greylist struct {
 	WhiteTTL    Duration `toml:"white_ttl"`    // a white host stays white this long after its last delivery
 	PrefixV4    int      `toml:"prefix_v4"`    // IPv4 clients are grouped by this prefix length
 	PrefixV6    int      `toml:"prefix_v6"`    // IPv6 clients are grouped by this prefix length
+	Mode        string   `toml:"mode"`         // all (postgrey) | selective (hosts with good signals skip it)
+	SPF         bool     `toml:"spf"`          // key on the MAIL FROM domain when it passes SPF
+	SPFTimeout  Duration `toml:"spf_timeout"`  // bound of one SPF check; on timeout the prefix key is used
 }
 
 // Store configures the state database.
@@ -129,6 +157,12 @@ type Log struct {
 	Level  string `toml:"level"`  // debug | info | warn | error
 	Format string `toml:"format"` // text | json
 }
+
+// Greylisting modes.
+const (
+	GreylistAll       = "all"
+	GreylistSelective = "selective"
+)
 
 // Handoff modes.
 const (
@@ -169,6 +203,9 @@ func Default() *Config {
 			WhiteTTL:    Duration{36 * day},
 			PrefixV4:    24,
 			PrefixV6:    64,
+			Mode:        GreylistAll,
+			SPF:         true,
+			SPFTimeout:  Duration{2 * time.Second},
 		},
 		Store: Store{
 			Path:        "/var/lib/greypit/greypit.db",
@@ -199,6 +236,18 @@ func Default() *Config {
 			SampleMaxSize:  10 << 20,
 		},
 		Traps: defaultTraps(),
+		DNSBL: DNSBL{
+			Threshold:   1,
+			Timeout:     Duration{2 * time.Second},
+			CacheSize:   10000,
+			HealthEvery: Duration{5 * time.Minute},
+			ServeTTL:    Duration{5 * time.Minute},
+			ServeRate:   50,
+		},
+		Big: Big{
+			Enabled: true,
+			Refresh: Duration{24 * time.Hour},
+		},
 	}
 }
 

@@ -7,7 +7,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
+
+	"github.com/greypit/greypit/internal/dnsbl"
 )
 
 // Validate checks every setting and returns all problems found, one per
@@ -146,6 +149,15 @@ func (c *Config) Validate() error {
 		bad("greylist.prefix_v6", "must be from 16 to 128")
 	}
 
+	switch g.Mode {
+	case GreylistAll, GreylistSelective:
+	default:
+		bad("greylist.mode", "%q: must be %s or %s", g.Mode, GreylistAll, GreylistSelective)
+	}
+	positive("greylist.spf_timeout", g.SPFTimeout)
+
+	c.validateDNSBL(bad)
+
 	if c.Store.Path == "" {
 		bad("store.path", "must not be empty")
 	}
@@ -191,4 +203,68 @@ func (c *Config) Validate() error {
 		bad("log.format", "%q: must be text or json", c.Log.Format)
 	}
 	return errors.Join(errs...)
+}
+
+// validateDNSBL checks the dnsbl and bigsenders sections.
+func (c *Config) validateDNSBL(bad func(key, format string, args ...any)) {
+	d := &c.DNSBL
+	for _, e := range d.Sites {
+		if err := siteSyntax(e); err != nil {
+			bad("dnsbl.sites", "%v", err)
+		}
+	}
+	if d.Threshold < 1 {
+		bad("dnsbl.threshold", "must be >= 1")
+	}
+	if d.AllowThreshold > 0 {
+		bad("dnsbl.allow_threshold", "must be <= 0 (0 turns it off)")
+	}
+	if d.Timeout.Duration <= 0 || d.Timeout.Duration > 30*time.Second {
+		bad("dnsbl.timeout", "must be > 0 and at most 30s")
+	}
+	if d.Resolver != "" {
+		if _, _, err := net.SplitHostPort(d.Resolver); err != nil && net.ParseIP(d.Resolver) == nil {
+			bad("dnsbl.resolver", "%q: want an IP address or address:port", d.Resolver)
+		}
+	}
+	if d.CacheSize <= 0 {
+		bad("dnsbl.cache_size", "must be > 0")
+	}
+	if d.HealthEvery.Duration <= 0 {
+		bad("dnsbl.health_every", "must be > 0")
+	}
+	if d.ServeListen != "" {
+		if _, _, err := net.SplitHostPort(d.ServeListen); err != nil {
+			bad("dnsbl.serve_listen", "%v", err)
+		}
+		if d.ServeZone == "" {
+			bad("dnsbl.serve_zone", "must be set when dnsbl.serve_listen is")
+		}
+	}
+	if d.ServeZone != "" {
+		if err := siteSyntax(d.ServeZone); err != nil || strings.ContainsAny(d.ServeZone, "=*") {
+			bad("dnsbl.serve_zone", "%q is not a DNS zone name", d.ServeZone)
+		}
+	}
+	if d.ServeTTL.Duration < time.Second {
+		bad("dnsbl.serve_ttl", "must be at least 1s")
+	}
+	if d.ServeRate < 0 {
+		bad("dnsbl.serve_rate", "must be >= 0 (0: unlimited)")
+	}
+	if c.Big.Refresh.Duration < time.Minute {
+		bad("bigsenders.refresh", "must be at least 1m")
+	}
+	for _, e := range c.Big.Add {
+		dom, spf, _ := strings.Cut(e, "=")
+		if siteSyntax(dom) != nil || strings.ContainsAny(dom, "*") || spf != "" && (siteSyntax(spf) != nil || strings.ContainsAny(spf, "=*")) {
+			bad("bigsenders.add", "%q: want domain or domain=spf-name", e)
+		}
+	}
+}
+
+// siteSyntax checks one dnsbl.sites entry (or a bare zone name).
+func siteSyntax(s string) error {
+	_, err := dnsbl.ParseSite(s)
+	return err
 }

@@ -204,6 +204,9 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	defer s.track(c, false)
 
 	attrs := []any{"client", client.Addr().String(), "path", string(d.Path), "rule", d.Rule}
+	if d.DNSBL != nil {
+		attrs = append(attrs, "dnsbl_score", d.DNSBL.Score)
+	}
 	switch d.Path {
 	case classify.White:
 		st, err := s.Dialer.Splice(ctx, c, handoff.Client{Addr: client, Local: session.AddrPort(c.LocalAddr())}, start.Add(s.Session.SessionTimeout))
@@ -238,6 +241,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		}
 		s.trapDeps(deps)
 		sess := session.New(c, &s.Session, deps, log)
+		sess.Connected = start
 		stop := context.AfterFunc(ctx, sess.Shutdown)
 		r := sess.Run(ctx)
 		stop()

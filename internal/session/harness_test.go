@@ -40,6 +40,8 @@ type harness struct {
 	white  chan netip.Addr
 	wrap   bool // record the session's writes (see recConn)
 	trap   func(ctx context.Context, a netip.Addr, helo, from, rcpt string) (string, bool)
+	// connected, if set, is the session's Connected time.
+	connected time.Time
 
 	ln  net.Listener
 	wg  sync.WaitGroup
@@ -205,6 +207,7 @@ func (h *harness) start(early ...string) (*client, *running) {
 		Trap: h.trap,
 	}
 	r.sess = session.New(sc, &h.cfg, deps, log)
+	r.sess.Connected = h.connected
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()

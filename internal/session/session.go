@@ -102,7 +102,11 @@ type Session struct {
 
 	start    time.Time
 	deadline time.Time
-	errors   int
+	// Connected is when the client connected, if before Run: the greet
+	// pause counts from it, so time spent classifying the client (DNSBL
+	// lookups) is part of the pause rather than added to it.
+	Connected time.Time
+	errors    int
 
 	// Greeting and envelope.
 	helo       string
@@ -250,7 +254,17 @@ func (s *Session) greetPause() bool {
 	if s.cfg.GreetWait <= 0 {
 		return false
 	}
-	s.conn.SetReadDeadline(time.Now().Add(s.cfg.GreetWait))
+	from := s.start
+	if !s.Connected.IsZero() && s.Connected.Before(from) {
+		from = s.Connected
+	}
+	// Whatever arrived while the client was being classified counts too:
+	// wait at least a moment to see it.
+	until := from.Add(s.cfg.GreetWait)
+	if soon := time.Now().Add(time.Millisecond); until.Before(soon) {
+		until = soon
+	}
+	s.conn.SetReadDeadline(until)
 	_, err := s.br.Peek(1)
 	s.conn.SetReadDeadline(time.Time{})
 	return err == nil
@@ -506,7 +520,7 @@ func (s *Session) rcpt(ctx context.Context, cmd smtp.Command) error {
 		s.reply(451, "4.7.1", greylistedText(s.deps.Greylist.Params.PassDelay))
 		return s.trappedEnd()
 	}
-	d, err := s.deps.Greylist.Check(ctx, s.client.Addr(), s.from.String(), path.String())
+	d, err := s.deps.Greylist.CheckAttempt(ctx, greylist.Attempt{Client: s.client.Addr(), Helo: s.helo, Sender: s.from.String(), Rcpt: path.String()})
 	if err != nil {
 		s.log.Warn("greylist check failed", "err", err)
 		s.reply(451, "4.3.0", "Temporary local problem, please try again later")

@@ -112,6 +112,12 @@ level = "debug"
 grey_stutter_for = "0s"
 stutter = "20ms"
 `, g.Addr, g.Addr6, o.backend, o.handoff, filepath.Join(dir, "state", "greypit.db"), allow, block) + o.extra
+	if !strings.Contains(o.extra, "[dnsbl]") {
+		// SPF keying and big senders are on by default: point them at a
+		// loopback DNS server with no zones (every answer REFUSED), so no
+		// test ever asks the machine's own resolver.
+		conf += fmt.Sprintf("\n[dnsbl]\nresolver = %q\n", testenv.StartDNS(t).Addr)
+	}
 	os.WriteFile(g.Config, []byte(conf), 0o644)
 	g.Sets = o.sets
 	g.logPath = filepath.Join(dir, "greypit.log")
