@@ -129,6 +129,19 @@ type Store interface {
 	// Expire deletes entries that expired at or before now and reports how
 	// many it removed.
 	Expire(ctx context.Context, now time.Time) (int, error)
+
+	// AddCandidateEvidence atomically records one reject of addr, an
+	// unknown recipient, from a client in network, and returns the trap
+	// candidate after it; a decided candidate keeps its state.
+	AddCandidateEvidence(ctx context.Context, addr, network string, ev Evidence) (Candidate, error)
+	// GetCandidate returns addr's candidate, or ErrNotFound.
+	GetCandidate(ctx context.Context, addr string) (Candidate, error)
+	// DecideCandidate sets addr's candidate state (creating the candidate
+	// if there is none, so a rejection can come first).
+	DecideCandidate(ctx context.Context, addr string, state CandidateState, by string, now time.Time) (Candidate, error)
+	// Candidates calls fn for every candidate in address order.
+	Candidates(ctx context.Context, fn func(Candidate) error) error
+
 	Close() error
 }
 
