@@ -33,6 +33,11 @@ type Config struct {
 	Control  Control  `toml:"control"`
 	Log      Log      `toml:"log"`
 	Tarpit   Tarpit   `toml:"tarpit"`
+
+	Follow     Follow     `toml:"follow"`     // follow.go
+	Feedback   Feedback   `toml:"feedback"`   // follow.go
+	API        API        `toml:"api"`        // follow.go
+	Candidates Candidates `toml:"candidates"` // follow.go
 }
 
 // Tarpit configures what black hosts meet, and the pregreet test.
@@ -169,6 +174,9 @@ func Default() *Config {
 			PregreetTTL:    Duration{24 * time.Hour},
 			SampleMaxSize:  10 << 20,
 		},
+		Follow:     defaultFollow(),
+		Feedback:   defaultFeedback(),
+		Candidates: defaultCandidates(),
 	}
 }
 

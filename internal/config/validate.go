@@ -177,5 +177,6 @@ func (c *Config) Validate() error {
 	default:
 		bad("log.format", "%q: must be text or json", c.Log.Format)
 	}
+	errs = append(errs, c.validateFollow()...)
 	return errors.Join(errs...)
 }

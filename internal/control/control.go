@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/greypit/greypit/internal/classify"
+	"github.com/greypit/greypit/internal/feedback"
 	"github.com/greypit/greypit/internal/greylist"
 	"github.com/greypit/greypit/internal/store"
 )
@@ -59,6 +60,9 @@ type Local struct {
 	// PrefixV4/V6 group addresses into greylist prefixes for Why.
 	PrefixV4, PrefixV6 int
 	Now                func() time.Time
+	// Feedback applies verdicts and trap candidates (feedback.go); nil
+	// refuses them.
+	Feedback *feedback.Applier
 }
 
 func (l *Local) now() time.Time {

@@ -23,19 +23,21 @@ import (
 // {"error":"…"}. A missing final line means the daemon went away.
 
 type request struct {
-	Op     string      `json:"op"`
-	Kind   store.Kind  `json:"type,omitempty"`
-	Values []string    `json:"values,omitempty"`
-	Addr   string      `json:"addr,omitempty"`
-	Add    *AddRequest `json:"add,omitempty"`
+	Op     string          `json:"op"`
+	Kind   store.Kind      `json:"type,omitempty"`
+	Values []string        `json:"values,omitempty"`
+	Addr   string          `json:"addr,omitempty"`
+	Add    *AddRequest     `json:"add,omitempty"`
+	X      json.RawMessage `json:"x,omitempty"` // argument of the operations in feedback.go
 }
 
 type response struct {
-	Entry *store.Entry `json:"entry,omitempty"`
-	Why   *Why         `json:"why,omitempty"`
-	Done  bool         `json:"done,omitempty"`
-	N     int          `json:"n,omitempty"`
-	Error string       `json:"error,omitempty"`
+	Entry *store.Entry    `json:"entry,omitempty"`
+	Why   *Why            `json:"why,omitempty"`
+	X     json.RawMessage `json:"x,omitempty"` // answer of the operations in feedback.go
+	Done  bool            `json:"done,omitempty"`
+	N     int             `json:"n,omitempty"`
+	Error string          `json:"error,omitempty"`
 }
 
 // maxRequest bounds the request line.
@@ -147,6 +149,9 @@ func dispatch(ctx context.Context, req request, ops Ops, br *bufio.Reader, enc *
 		return dispatch(ctx, request{Op: "list"}, ops, br, enc)
 	case "load":
 		return ops.Load(ctx, br)
+	}
+	if h := feedbackOps[req.Op]; h != nil {
+		return h(ctx, req, ops, enc)
 	}
 	return 0, fmt.Errorf("unknown operation %q", req.Op)
 }
