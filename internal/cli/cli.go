@@ -24,6 +24,11 @@ Usage:
   greypit db ... why [-json] ADDRESS
   greypit db ... dump > FILE
   greypit db ... load [FILE]
+  greypit follow [-config FILE] [-set ...] [-once] [-dry-run] [FILE...]
+  greypit feedback [-config FILE] [-set ...] spam|ham ADDRESS [-reason R]
+  greypit traps candidates [-config FILE] [-set ...] [-json] [-state S]
+  greypit traps approve [-config FILE] [-set ...] ADDRESS...
+  greypit traps reject [-config FILE] [-set ...] ADDRESS...
   greypit version
 
 Types: white, grey, black, spamtrap. White and black values are IP
@@ -42,6 +47,12 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = serve(args[1:], stderr)
 	case "db":
 		err = db(args[1:], stdin, stdout, stderr)
+	case "follow":
+		err = follow(args[1:], stdout, stderr)
+	case "feedback":
+		err = feedbackCmd(args[1:], stdout, stderr)
+	case "traps":
+		err = traps(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "greypit", Version)
 	case "help", "-h", "-help", "--help":

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/greypit/greypit/internal/api"
 	"github.com/greypit/greypit/internal/classify"
 	"github.com/greypit/greypit/internal/config"
 	"github.com/greypit/greypit/internal/control"
@@ -88,6 +89,18 @@ func serve(args []string, stderr io.Writer) error {
 		}
 		lns = append(lns, ln)
 	}
+	var apiLn net.Listener
+	if cfg.API.Listen != "" {
+		if apiLn, err = net.Listen("tcp", cfg.API.Listen); err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return fmt.Errorf("api.listen: %w", err)
+		}
+	}
+	if err := checkFollowState(cfg); err != nil {
+		return err
+	}
 	ctlLn, err := control.Listen(cfg.ControlSocket())
 	if err != nil {
 		return fmt.Errorf("control.socket: %w", err)
@@ -143,6 +156,9 @@ func serve(args []string, stderr io.Writer) error {
 		PrefixV4:   cfg.Greylist.PrefixV4,
 		PrefixV6:   cfg.Greylist.PrefixV6,
 	}
+	if ops.Feedback, err = newApplier(cfg, st, classifier); err != nil {
+		return err
+	}
 
 	var sampler *tarpit.Sampler
 	if cfg.Tarpit.SampleFile != "" {
@@ -191,6 +207,18 @@ func serve(args []string, stderr io.Writer) error {
 	})
 	bg(func() { reloadLoop(ctx, lset, tlsh, log) })
 	bg(func() { tp.Run(ctx) })
+	if len(cfg.Follow.Files) > 0 {
+		bg(func() { runFollower(ctx, cfg, ops.Feedback, log) })
+	}
+	if apiLn != nil {
+		log.Info("api listening", "addr", apiLn.Addr().String())
+		bg(func() {
+			a := &api.Server{Token: cfg.API.Token, Applier: ops.Feedback, Log: log}
+			if err := a.Serve(ctx, apiLn); err != nil {
+				log.Error("api stopped", "err", err)
+			}
+		})
+	}
 
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/greypit/greypit/internal/classify"
 	"github.com/greypit/greypit/internal/greylist"
+	"github.com/greypit/greypit/internal/maillog"
 	"github.com/greypit/greypit/internal/store"
 )
 
@@ -345,4 +346,15 @@ func LoadProtected(files []string) (map[string]string, error) {
 		}
 	}
 	return m, nil
+}
+
+// Event applies what a log line said.
+func (a *Applier) Event(ctx context.Context, e maillog.Event, note string) (Result, error) {
+	switch e.Kind {
+	case maillog.Spam, maillog.Ham:
+		return a.Apply(ctx, Verdict{Kind: string(e.Kind), Client: e.Client, Reason: e.Reason, Source: e.Source})
+	case maillog.TrapCandidate:
+		return a.Candidate(ctx, e.Address, e.Client, e.Source, note, e.Time)
+	}
+	return Result{}, fmt.Errorf("unknown event kind %q", e.Kind)
 }

@@ -338,6 +338,9 @@ func loadState(path string) (map[string]position, error) {
 	if err != nil {
 		return nil, fmt.Errorf("follow state: %w", err)
 	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return m, nil
+	}
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("follow state %s: %w (delete it to start at the end of the logs)", path, err)
 	}
