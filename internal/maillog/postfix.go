@@ -10,6 +10,7 @@ const (
 	SourceUnknownUser = "follow:postfix-unknown-user"
 	SourceMilter      = "follow:postfix-milter"
 	SourceProxy       = "follow:postfix-proxy"
+	SourceChecks      = "follow:postfix-checks"
 	SourceRspamd      = "follow:rspamd"
 	SourceSpamd       = "follow:spamassassin"
 	SourceAmavis      = "follow:amavis"
@@ -22,10 +23,14 @@ var (
 	whatsup = regexp.MustCompile(`(?s)^(NOQUEUE|[0-9A-Za-z]{5,20}): ([a-z_-]+): ([A-Z][A-Z-]*) from ([^\[\s]*)\[([^\]]*)\](?::\d+)?: (.*)$`)
 	// smtpd_check.c: "<%s>: Recipient address rejected: User unknown%s"
 	// with " in <class> table" while show_user_unknown_table_name = yes.
-	userUnknown  = regexp.MustCompile(`^(?:\d{3} )?(?:\d\.\d{1,3}\.\d{1,3} )?<([^>]*)>: Recipient address rejected: User unknown( in [a-z ]+ table)?(?:;|$)`)
-	clientLine   = regexp.MustCompile(`^([0-9A-Za-z]{5,20}): client=([^\[\s]*)\[([^\]]*)\]`)
-	messageID    = regexp.MustCompile(`^([0-9A-Za-z]{5,20}): message-id=(.*)$`)
-	proxyReject  = regexp.MustCompile(`^(?:([0-9A-Za-z]{5,20}): )?proxy-reject: ([A-Z][A-Z-]*): (.*)$`)
+	userUnknown = regexp.MustCompile(`^(?:\d{3} )?(?:\d\.\d{1,3}\.\d{1,3} )?<([^>]*)>: Recipient address rejected: User unknown( in [a-z ]+ table)?(?:;|$)`)
+	clientLine  = regexp.MustCompile(`^([0-9A-Za-z]{5,20}): client=([^\[\s]*)\[([^\]]*)\]`)
+	messageID   = regexp.MustCompile(`^([0-9A-Za-z]{5,20}): message-id=(.*)$`)
+	proxyReject = regexp.MustCompile(`^(?:([0-9A-Za-z]{5,20}): )?proxy-reject: ([A-Z][A-Z-]*): (.*)$`)
+	// cleanup.c cleanup_act_log(): "%s: %s: %s %.200s from %s;" queue id,
+	// action, class (header, body), the text; then the envelope and
+	// ": reply" when the action has one (header_checks, body_checks).
+	checksReject = regexp.MustCompile(`(?s)^([0-9A-Za-z]{5,20}): reject: (header|body|mime-header|nested-header) .* from ([^\[\s]*)\[([^\]]*)\];(?: from=<[^>]*>)?(?: to=<[^>]*>)?(?: proto=\S+)?(?: helo=<[^>]*>)?(?:: (.*))?$`)
 	replyTailKey = regexp.MustCompile(`;? (?:from|to)=<`)
 )
 
@@ -79,6 +84,19 @@ func (p *Parser) postfix(daemon string, h header) Result {
 			return Result{Ignored: "queue id not seen on a client= line: " + ignNoClient}
 		}
 		return Result{Events: []Event{{Kind: Spam, Client: c, Source: SourceProxy, Reason: reply, QueueID: qid}}}
+	}
+	if m := checksReject.FindStringSubmatch(msg); m != nil {
+		// The operator's header_checks or body_checks rejected the content.
+		reply := shorten(m[5])
+		if perm, known := permanent(reply); known && !perm {
+			return Result{Ignored: ignTemporary}
+		}
+		client := clientAddr(m[4])
+		if client == "" {
+			return Result{Ignored: ignNoClient}
+		}
+		return Result{Events: []Event{{Kind: Spam, Client: client, Source: SourceChecks,
+			Reason: m[2] + "_checks reject: " + reply, QueueID: m[1]}}}
 	}
 	m := whatsup.FindStringSubmatch(msg)
 	if m == nil {

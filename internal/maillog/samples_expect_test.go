@@ -251,5 +251,8 @@ var expected = map[string][]string{
 		"spam client=192.0.2.80 source=follow:postfix-milter",                                                   // 20: Dec  1 10:00:15 mx postfix/smtpd[2005]: 4D5E6F7A8B: milter-reject: END
 		"ignored: reject_warning is a dry run, nothing was rejected",                                            // 21: Dec  1 10:00:16 mx postfix/smtpd[2005]: NOQUEUE: reject_warning: RCPT
 		"spam client=203.0.113.44 source=follow:amavis",                                                         // 22: Dec  1 10:00:17 mx amavis[5001]: (05001-01) Blocked SPAM {DiscardedInb
+		"spam client=127.0.0.33 source=follow:postfix-checks",                                                   // 23: Dec  1 10:00:18 mx postfix/cleanup[2006]: 6A7B8C9D0E: reject: header S
+		"ignored: temporary (4xx) reject, not a verdict",                                                        // 24: Dec  1 10:00:19 mx postfix/cleanup[2006]: 6A7B8C9D0F: reject: body Cli
+		"ignored: not a reject",                                                                                 // 25: Dec  1 10:00:20 mx postfix/cleanup[2006]: 6A7B8C9D10: warning: header
 	},
 }
