@@ -107,6 +107,12 @@ func follow(args []string, stdout, stderr io.Writer) error {
 	if len(files) == 0 {
 		return errors.New("follow: no files given (and follow.files is empty)")
 	}
+	// A dry run needs no store, but leaves out what the daemon would
+	// never act on (role and protected addresses).
+	never, err := newApplier(cfg, nil, nil)
+	if err != nil {
+		return err
+	}
 	var ops control.FeedbackOps
 	if !*dry {
 		var closeOps func()
@@ -134,6 +140,9 @@ func follow(args []string, stdout, stderr io.Writer) error {
 			return
 		}
 		for _, e := range p.Parse(l.Text).Events {
+			if e.Kind == maillog.TrapCandidate && never.NeverTrap(e.Address) != "" && ops == nil {
+				continue
+			}
 			events++
 			out := followEvent{Event: e, File: l.File, Line: l.N}
 			if ops != nil {
