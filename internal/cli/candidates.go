@@ -1,13 +1,11 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/greypit/greypit/internal/store"
 )
@@ -23,17 +21,11 @@ func candidates(verb string, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := cf.load()
+	ops, ctx, done, err := feedbackSession(cf)
 	if err != nil {
 		return err
 	}
-	ops, closeOps, err := openFeedbackOps(cfg)
-	if err != nil {
-		return err
-	}
-	defer closeOps()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	defer done()
 	switch verb {
 	case "approve":
 		n, err := ops.Approve(ctx, addrs)

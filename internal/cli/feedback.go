@@ -8,8 +8,24 @@ import (
 	"strings"
 	"time"
 
+	"github.com/greypit/greypit/internal/control"
 	"github.com/greypit/greypit/internal/feedback"
 )
+
+// feedbackSession loads the config and reaches the daemon (or the store
+// file) for one short command; done releases both.
+func feedbackSession(cf configFlags) (control.FeedbackOps, context.Context, func(), error) {
+	cfg, err := cf.load()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ops, closeOps, err := openFeedbackOps(cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	return ops, ctx, func() { cancel(); closeOps() }, nil
+}
 
 // SourceFeedbackCLI marks verdicts given with `greypit feedback`.
 const SourceFeedbackCLI = "feedback:cli"
@@ -27,17 +43,11 @@ func feedbackCmd(args []string, stdout, stderr io.Writer) error {
 	if len(pos) != 2 || (pos[0] != feedback.Spam && pos[0] != feedback.Ham) {
 		return errors.New("feedback: want spam|ham ADDRESS [-reason R]")
 	}
-	cfg, err := cf.load()
+	ops, ctx, done, err := feedbackSession(cf)
 	if err != nil {
 		return err
 	}
-	ops, closeOps, err := openFeedbackOps(cfg)
-	if err != nil {
-		return err
-	}
-	defer closeOps()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	defer done()
 	res, err := ops.Verdict(ctx, feedback.Verdict{Kind: pos[0], Client: pos[1], Reason: *reason, Source: SourceFeedbackCLI})
 	if err != nil {
 		return err
