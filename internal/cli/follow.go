@@ -126,16 +126,11 @@ func follow(args []string, stdout, stderr io.Writer) error {
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
 	var lines, events int
-	parsers := map[string]*maillog.Parser{}
+	p := maillog.NewParser() // one for all files: a verdict may join to another log's client= line
 	fl := &logfollow.Follower{Files: files, Poll: followPoll, Once: *once, FromStart: *once, MaxLine: maillog.MaxLine,
 		Log: newLogger(cfg, stderr)}
 	err = fl.Run(ctx, func(l logfollow.Line) {
 		lines++
-		p := parsers[l.File]
-		if p == nil {
-			p = maillog.NewParser()
-			parsers[l.File] = p
-		}
 		if l.TooLong {
 			return
 		}
@@ -165,15 +160,10 @@ func follow(args []string, stdout, stderr io.Writer) error {
 func runFollower(ctx context.Context, cfg *config.Config, a *feedback.Applier, log *slog.Logger) {
 	dry := *a
 	dry.DryRun = cfg.Follow.DryRun
-	parsers := map[string]*maillog.Parser{}
+	p := maillog.NewParser()
 	fl := &logfollow.Follower{Files: cfg.Follow.Files, Poll: followPoll, StateFile: cfg.FollowState(),
 		MaxLine: maillog.MaxLine, Log: log}
 	err := fl.Run(ctx, func(l logfollow.Line) {
-		p := parsers[l.File]
-		if p == nil {
-			p = maillog.NewParser()
-			parsers[l.File] = p
-		}
 		if l.TooLong {
 			log.Debug("follow: line too long, ignored", "file", l.File, "line", l.N)
 			return
