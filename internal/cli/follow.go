@@ -162,7 +162,8 @@ func runFollower(ctx context.Context, cfg *config.Config, a *feedback.Applier, l
 	dry.DryRun = cfg.Follow.DryRun
 	p := maillog.NewParser()
 	fl := &logfollow.Follower{Files: cfg.Follow.Files, Poll: followPoll, StateFile: cfg.FollowState(),
-		MaxLine: maillog.MaxLine, Log: log}
+		MaxLine: maillog.MaxLine, Log: log,
+		Ready: func() { log.Info("follow: following", "files", cfg.Follow.Files, "state", cfg.FollowState(), "dry_run", dry.DryRun) }}
 	err := fl.Run(ctx, func(l logfollow.Line) {
 		if l.TooLong {
 			log.Debug("follow: line too long, ignored", "file", l.File, "line", l.N)

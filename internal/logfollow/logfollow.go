@@ -140,6 +140,12 @@ func (fl *Follower) Run(ctx context.Context, fn func(Line)) error {
 		}
 		select {
 		case <-ctx.Done():
+			// What was handed on is saved, so a restart does not repeat it.
+			if fl.StateFile != "" {
+				if err := fl.save(files); err != nil {
+					fl.Log.Warn("follow: saving positions failed", "file", fl.StateFile, "err", err)
+				}
+			}
 			return nil
 		case <-t.C:
 		}
