@@ -297,9 +297,9 @@ func (fl *Follower) consume(f *file, b []byte, fn func(Line)) {
 			f.pos.Offset += int64(i + 1)
 			continue
 		}
+		f.pos.Offset += int64(len(f.partial) + i + 1) // the line's earlier bytes came in an earlier read
 		text := append(f.partial, chunk...)
 		f.partial = nil
-		f.pos.Offset += int64(i + 1)
 		text = bytes.TrimSuffix(text, []byte("\r"))
 		if len(text) > fl.MaxLine {
 			fn(Line{File: f.path, N: f.nextLine(), Text: string(text[:fl.MaxLine]), TooLong: true})
