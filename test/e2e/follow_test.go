@@ -413,3 +413,26 @@ func TestFollowDryRunAnyInput(t *testing.T) {
 		t.Errorf("events by kind %v, want 7 spam and 2 trap candidates\n%s", kinds, out)
 	}
 }
+
+// With follow.dry_run the daemon's follower logs what a line would change
+// and changes nothing.
+func TestFollowDaemonDryRun(t *testing.T) {
+	logf := filepath.Join(t.TempDir(), "mail.log")
+	os.WriteFile(logf, nil, 0o644)
+	g := startGreypit(t, greypitOpts{backend: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
+		extra: fmt.Sprintf("[follow]\nfiles = [%q]\ndry_run = true\n", logf)})
+	g.WaitLog(regexpMust(`msg="follow: following".*dry_run=true`), 10*time.Second)
+	f, _ := os.OpenFile(logf, os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString("Dec  1 10:00:00 mx postfix/smtpd[7]: NOQUEUE: milter-reject: RCPT from x.example[192.0.2.61]: 550 5.7.1 Spam; from=<a@x.example> to=<b@example.test> proto=ESMTP helo=<x.example>\n" +
+		"Dec  1 10:00:01 mx postfix/smtpd[7]: NOQUEUE: reject: RCPT from x.example[192.0.2.61]: 550 5.1.1 <nobody@example.test>: Recipient address rejected: User unknown in local recipient table; from=<a@x.example> to=<nobody@example.test> proto=ESMTP helo=<x.example>\n")
+	f.Close()
+	l := g.WaitLog(regexpMust(`msg="follow: spam \(dry run: nothing changed\)".*client=192\.0\.2\.61`), 10*time.Second)
+	if !strings.Contains(l, "black entry 192.0.2.61") {
+		t.Errorf("dry-run log line does not say what would change: %s", l)
+	}
+	g.WaitLog(regexpMust(`msg="follow: trap_candidate \(dry run: nothing changed\)".*address=nobody@example.test`), 10*time.Second)
+	g.whyHas(t, "192.0.2.61", "GREY")
+	if c := candidatesOf(t, g); len(c) != 0 {
+		t.Errorf("dry run stored candidates: %+v", c)
+	}
+}
