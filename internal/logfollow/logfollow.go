@@ -122,6 +122,9 @@ func (fl *Follower) Run(ctx context.Context, fn func(Line)) error {
 		changed := false
 		for _, f := range files {
 			moved, err := fl.poll(f, saved, buf, fn)
+			if err != nil && fl.Once {
+				return err
+			}
 			if err != nil {
 				fl.Log.Warn("follow: reading log failed", "file", f.path, "err", err)
 			}
@@ -252,11 +255,11 @@ func (fl *Follower) read(f *file, buf []byte, fn func(Line)) (bool, error) {
 			moved = true
 			fl.consume(f, buf[:n], fn)
 		}
-		if errors.Is(err, io.EOF) || n == 0 {
+		if errors.Is(err, io.EOF) || (err == nil && n == 0) {
 			return moved, nil
 		}
 		if err != nil {
-			return moved, err
+			return moved, fmt.Errorf("read %s: %w", f.path, err)
 		}
 	}
 }
