@@ -259,7 +259,7 @@ func (fl *Follower) read(f *file, buf []byte, fn func(Line)) (bool, error) {
 			return moved, nil
 		}
 		if err != nil {
-			return moved, fmt.Errorf("read %s: %w", f.path, err)
+			return moved, err // *PathError: names the file
 		}
 	}
 }
