@@ -128,7 +128,7 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request, v feedback.Verdic
 		reply(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	s.Log.Info("verdict", "client", res.Client, "verdict", v.Kind, "source", v.Source, "reason", v.Reason,
+	s.Log.Info("api: feedback", "client", res.Client, "verdict", v.Kind, "source", v.Source, "reason", v.Reason,
 		"changes", res.Changes, "skipped", res.Skipped, "path", res.Path)
 	reply(w, http.StatusOK, res)
 }
