@@ -84,3 +84,18 @@ func TestLongAndBrokenLines(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkParse parses the sample lines in turn (a mix of ignored lines,
+// joins and verdicts), one op per line.
+func BenchmarkParse(b *testing.B) {
+	var lines []string
+	for _, name := range sampleFiles {
+		lines = append(lines, sampleLines(b, name)...)
+	}
+	p := NewParser()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		p.Parse(lines[i%len(lines)])
+	}
+}
