@@ -201,3 +201,23 @@ func checkFollowState(cfg *config.Config) error {
 	}
 	return f.Close()
 }
+
+// reloadProtected re-reads candidates.protected on SIGHUP, next to the
+// list files; a broken file keeps the previous set.
+func reloadProtected(ctx context.Context, p *feedback.Protected, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		if err := p.Reload(); err != nil {
+			log.Error("reload failed; keeping the previous protected addresses", "err", err)
+			continue
+		}
+		log.Info("reloaded protected addresses", "count", p.Len())
+	}
+}

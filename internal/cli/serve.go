@@ -210,6 +210,9 @@ func serve(args []string, stderr io.Writer) error {
 	if len(cfg.Follow.Files) > 0 {
 		bg(func() { runFollower(ctx, cfg, ops.Feedback, log) })
 	}
+	if len(cfg.Candidates.Protected) > 0 {
+		bg(func() { reloadProtected(ctx, ops.Feedback.Protected, log) })
+	}
 	if apiLn != nil {
 		log.Info("api listening", "addr", apiLn.Addr().String())
 		bg(func() {

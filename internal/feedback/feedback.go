@@ -21,6 +21,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/greypit/greypit/internal/classify"
@@ -65,8 +66,8 @@ type Applier struct {
 	// PrefixV4/V6 group candidate clients into networks.
 	PrefixV4, PrefixV6 int
 	// Protected addresses are never proposed as traps (real and former
-	// users). Keys are lower-case addresses.
-	Protected map[string]string // address → "file:line"
+	// users); nil protects none.
+	Protected *Protected
 	// Automatic promotion: a pending candidate seen from at least
 	// PromoteNetworks networks on at least PromoteDays days becomes a
 	// spamtrap. PromoteNetworks 0 turns it off.
@@ -194,7 +195,7 @@ func (a *Applier) NeverTrap(addr string) string {
 	case "postmaster", "abuse", "mailer-daemon", "hostmaster", "webmaster", "security", "noc":
 		return "role address " + local + " is never a trap"
 	}
-	if where, ok := a.Protected[addr]; ok {
+	if where, ok := a.Protected.Lookup(addr); ok {
 		return "protected address (" + where + ")"
 	}
 	return ""
@@ -315,37 +316,77 @@ func (a *Applier) normAll(addrs []string) ([]string, error) {
 	return out, nil
 }
 
-// LoadProtected reads files of protected addresses, one per line, `#`
-// comments.
-func LoadProtected(files []string) (map[string]string, error) {
+// Protected is the set of addresses never proposed as traps, read from
+// files of one address per line with `#` comments. It is safe for
+// concurrent use and can be reloaded.
+type Protected struct {
+	files []string
+	mu    sync.RWMutex
+	m     map[string]string // lower-case address → "file:line"
+}
+
+// LoadProtected reads the files.
+func LoadProtected(files []string) (*Protected, error) {
+	p := &Protected{files: files}
+	return p, p.Reload()
+}
+
+// Len reports how many addresses are protected.
+func (p *Protected) Len() int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return len(p.m)
+}
+
+// Lookup reports whether addr is protected, and by which file line.
+func (p *Protected) Lookup(addr string) (string, bool) {
+	if p == nil {
+		return "", false
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	where, ok := p.m[addr]
+	return where, ok
+}
+
+// Reload re-reads the files; if one is broken the old set stays.
+func (p *Protected) Reload() error {
 	m := map[string]string{}
-	for _, name := range files {
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, fmt.Errorf("candidates.protected: %w", err)
-		}
-		sc := bufio.NewScanner(f)
-		n := 0
-		for sc.Scan() {
-			n++
-			line, _, _ := strings.Cut(sc.Text(), "#")
-			if line = strings.TrimSpace(line); line == "" {
-				continue
-			}
-			addr, err := NormAddress(line)
-			if err != nil {
-				f.Close()
-				return nil, fmt.Errorf("candidates.protected: %s:%d: %w", name, n, err)
-			}
-			m[addr] = fmt.Sprintf("%s:%d", name, n)
-		}
-		err = sc.Err()
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("candidates.protected: %s: %w", name, err)
+	for _, name := range p.files {
+		if err := readProtected(name, m); err != nil {
+			return err
 		}
 	}
-	return m, nil
+	p.mu.Lock()
+	p.m = m
+	p.mu.Unlock()
+	return nil
+}
+
+func readProtected(name string, m map[string]string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return fmt.Errorf("candidates.protected: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	n := 0
+	for sc.Scan() {
+		n++
+		line, _, _ := strings.Cut(sc.Text(), "#")
+		if line = strings.TrimSpace(line); line == "" {
+			continue
+		}
+		addr, err := NormAddress(line)
+		if err != nil {
+			return fmt.Errorf("candidates.protected: %s:%d: %w", name, n, err)
+		}
+		m[addr] = fmt.Sprintf("%s:%d", name, n)
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("candidates.protected: %s: %w", name, err)
+	}
+	return nil
 }
 
 // Event applies what a log line said.

@@ -96,6 +96,9 @@ func TestCandidatesAndPromotion(t *testing.T) {
 	if a.Protected, err = LoadProtected([]string{prot}); err != nil {
 		t.Fatal(err)
 	}
+	if a.Protected.Len() != 2 {
+		t.Fatalf("%d protected addresses", a.Protected.Len())
+	}
 	a.PromoteNetworks, a.PromoteDays = 3, 2
 	day := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 
@@ -133,6 +136,15 @@ func TestCandidatesAndPromotion(t *testing.T) {
 	}
 	if _, err := st.Get(ctx, store.Trap, "new@example.org"); err == nil {
 		t.Error("approve stored something before refusing")
+	}
+	// A reload picks up a new user; a broken file keeps the old set.
+	os.WriteFile(prot, []byte("alice@example.org\nnew@example.org\n"), 0o600)
+	if err := a.Protected.Reload(); err != nil || a.NeverTrap("new@example.org") == "" || a.NeverTrap("former@example.org") != "" {
+		t.Fatalf("reload: %v", err)
+	}
+	os.WriteFile(prot, []byte("not an address\n"), 0o600)
+	if err := a.Protected.Reload(); err == nil || !strings.Contains(err.Error(), ":1:") || a.NeverTrap("new@example.org") == "" {
+		t.Fatalf("broken reload: %v", err)
 	}
 	if n, err := a.Reject(ctx, []string{"typo@example.org"}, "cli"); n != 1 || err != nil {
 		t.Fatal(n, err)

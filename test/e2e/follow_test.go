@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -178,6 +179,14 @@ promote_days = 1
 			t.Errorf("%s is not a spamtrap:\n%s", a, traps)
 		}
 	}
+
+	// A user added to the protected file is never proposed after SIGHUP.
+	os.WriteFile(prot, []byte("# former users\nformer@example.test\nlate@example.test\n"), 0o644)
+	g.cmd.Process.Signal(syscall.SIGHUP)
+	g.WaitLog(regexpMust(`msg="reloaded protected addresses" count=2`), 10*time.Second)
+	send("127.0.0.21", "late@example.test")
+	pf.WaitLog(t, regexpMust(`<late@example\.test>: Recipient address rejected`), 20*time.Second)
+	g.WaitLog(regexpMust(`address=late@example.test .*skipped="protected address \(`), 10*time.Second)
 
 	// A rejected candidate stays rejected, however many networks try it.
 	send("127.0.1.21", "typo@example.test")
