@@ -163,7 +163,9 @@ func runFollower(ctx context.Context, cfg *config.Config, a *feedback.Applier, l
 	p := maillog.NewParser()
 	fl := &logfollow.Follower{Files: cfg.Follow.Files, Poll: followPoll, StateFile: cfg.FollowState(),
 		MaxLine: maillog.MaxLine, Log: log,
-		Ready: func() { log.Info("follow: following", "files", cfg.Follow.Files, "state", cfg.FollowState(), "dry_run", dry.DryRun) }}
+		Ready: func() {
+			log.Info("follow: following", "files", cfg.Follow.Files, "state", cfg.FollowState(), "dry_run", dry.DryRun)
+		}}
 	err := fl.Run(ctx, func(l logfollow.Line) {
 		if l.TooLong {
 			log.Debug("follow: line too long, ignored", "file", l.File, "line", l.N)
@@ -200,24 +202,4 @@ func checkFollowState(cfg *config.Config) error {
 		return fmt.Errorf("follow.state: %w", err)
 	}
 	return f.Close()
-}
-
-// reloadProtected re-reads candidates.protected on SIGHUP, next to the
-// list files; a broken file keeps the previous set.
-func reloadProtected(ctx context.Context, p *feedback.Protected, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-		}
-		if err := p.Reload(); err != nil {
-			log.Error("reload failed; keeping the previous protected addresses", "err", err)
-			continue
-		}
-		log.Info("reloaded protected addresses", "count", p.Len())
-	}
 }

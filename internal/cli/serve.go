@@ -205,14 +205,12 @@ func serve(args []string, stderr io.Writer) error {
 			log.Error("control socket stopped", "err", err)
 		}
 	})
-	bg(func() { reloadLoop(ctx, lset, tlsh, log) })
+	bg(func() { reloadLoop(ctx, lset, tlsh, log, ops.Feedback.Protected.Reload) })
 	bg(func() { tp.Run(ctx) })
 	if len(cfg.Follow.Files) > 0 {
 		bg(func() { runFollower(ctx, cfg, ops.Feedback, log) })
 	}
-	if len(cfg.Candidates.Protected) > 0 {
-		bg(func() { reloadProtected(ctx, ops.Feedback.Protected, log) })
-	}
+
 	if apiLn != nil {
 		log.Info("api listening", "addr", apiLn.Addr().String())
 		bg(func() {
@@ -263,9 +261,10 @@ func probeLoop(ctx context.Context, caps *handoff.Capabilities, d *handoff.Diale
 	}
 }
 
-// reloadLoop re-reads list files and the TLS certificate on SIGHUP. A
-// broken file keeps the old contents in force.
-func reloadLoop(ctx context.Context, l *lists.Set, t *server.TLSHolder, log *slog.Logger) {
+// reloadLoop re-reads list files, the TLS certificate and the protected
+// addresses (candidates.protected) on SIGHUP. A broken file keeps the old
+// contents in force.
+func reloadLoop(ctx context.Context, l *lists.Set, t *server.TLSHolder, log *slog.Logger, protected func() error) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -275,7 +274,7 @@ func reloadLoop(ctx context.Context, l *lists.Set, t *server.TLSHolder, log *slo
 			return
 		case <-hup:
 		}
-		err := errors.Join(l.Reload(), t.Load())
+		err := errors.Join(l.Reload(), t.Load(), protected())
 		if err != nil {
 			log.Error("reload failed; keeping the previous lists and certificate where broken", "err", err)
 			continue

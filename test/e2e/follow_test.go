@@ -183,7 +183,7 @@ promote_days = 1
 	// A user added to the protected file is never proposed after SIGHUP.
 	os.WriteFile(prot, []byte("# former users\nformer@example.test\nlate@example.test\n"), 0o644)
 	g.cmd.Process.Signal(syscall.SIGHUP)
-	g.WaitLog(regexpMust(`msg="reloaded protected addresses" count=2`), 10*time.Second)
+	g.WaitLog(regexpMust(`msg="reloaded lists and certificate"`), 10*time.Second)
 	send("127.0.0.21", "late@example.test")
 	pf.WaitLog(t, regexpMust(`<late@example\.test>: Recipient address rejected`), 20*time.Second)
 	g.WaitLog(regexpMust(`address=late@example.test .*skipped="protected address \(`), 10*time.Second)
