@@ -24,9 +24,14 @@ Usage:
   greypit db ... why [-json] ADDRESS
   greypit db ... dump > FILE
   greypit db ... load [FILE]
-  greypit traps [-config FILE] [-set ...] hits [-json]
   greypit report networks [-config FILE] [-since D] [-top N] [-json]
   greypit lists [-config FILE] [-set ...] show [-json]
+  greypit follow [-config FILE] [-set ...] [-once] [-dry-run] [FILE...]
+  greypit feedback [-config FILE] [-set ...] spam|ham ADDRESS [-reason R]
+  greypit traps hits [-config FILE] [-set ...] [-json]
+  greypit traps candidates [-config FILE] [-set ...] [-json] [-state S]
+  greypit traps approve [-config FILE] [-set ...] ADDRESS...
+  greypit traps reject [-config FILE] [-set ...] ADDRESS...
   greypit version
 
 Types: white, grey, black, spamtrap. White and black values are IP
@@ -51,6 +56,10 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = report(args[1:], stdout, stderr)
 	case "lists":
 		err = listsCmd(args[1:], stdout, stderr)
+	case "follow":
+		err = follow(args[1:], stdout, stderr)
+	case "feedback":
+		err = feedbackCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "greypit", Version)
 	case "help", "-h", "-help", "--help":

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/greypit/greypit/internal/api"
 	"github.com/greypit/greypit/internal/bigsenders"
 	"github.com/greypit/greypit/internal/classify"
 	"github.com/greypit/greypit/internal/config"
@@ -109,37 +110,50 @@ func serve(args []string, stderr io.Writer) error {
 	}
 
 	// Listeners first: a port that is taken is the commonest startup
-	// failure, and it should stop greypit before anything else runs.
+	// failure, and it should stop greypit before anything else runs. Until
+	// the servers own them, a failed start closes what was opened.
+	var opened []io.Closer
+	started := false
+	defer func() {
+		if !started {
+			for _, c := range opened {
+				c.Close()
+			}
+		}
+	}()
 	var lns []net.Listener
 	for _, a := range cfg.SMTP.Listen {
 		ln, err := net.Listen("tcp", a)
 		if err != nil {
-			for _, l := range lns {
-				l.Close()
-			}
 			return fmt.Errorf("smtp.listen: %w", err)
 		}
 		lns = append(lns, ln)
+		opened = append(opened, ln)
 	}
 	webLn, err := listenTrapWeb(cfg)
 	if err != nil {
-		for _, l := range lns {
-			l.Close()
-		}
 		return err
+	}
+	if webLn != nil {
+		opened = append(opened, webLn)
 	}
 	var dnsPC net.PacketConn
 	var dnsLn net.Listener
 	if cfg.DNSBL.ServeListen != "" {
 		if dnsPC, dnsLn, err = listenDNSBL(cfg); err != nil {
-			for _, l := range lns {
-				l.Close()
-			}
-			if webLn != nil {
-				webLn.Close()
-			}
 			return err
 		}
+		opened = append(opened, dnsPC, dnsLn)
+	}
+	var apiLn net.Listener
+	if cfg.API.Listen != "" {
+		if apiLn, err = net.Listen("tcp", cfg.API.Listen); err != nil {
+			return fmt.Errorf("api.listen: %w", err)
+		}
+		opened = append(opened, apiLn)
+	}
+	if err := checkFollowState(cfg); err != nil {
+		return err
 	}
 	ctlLn, err := control.Listen(cfg.ControlSocket())
 	if err != nil {
@@ -220,6 +234,9 @@ func serve(args []string, stderr io.Writer) error {
 		PrefixV6:   cfg.Greylist.PrefixV6,
 		Networks:   nets,
 	}
+	if ops.Feedback, err = newApplier(cfg, obs, classifier); err != nil {
+		return err
+	}
 
 	var sampler *tarpit.Sampler
 	if cfg.Tarpit.SampleFile != "" {
@@ -244,7 +261,7 @@ func serve(args []string, stderr io.Writer) error {
 		Sampler:        sampler,
 	}, srv.LogTarpit)
 	srv.Tarpit = tp
-	srv.Traps = newTrapChecker(cfg, classifier, st, trapFiles)
+	srv.Traps = newTrapChecker(cfg, classifier, obs, trapFiles)
 	srv.PregreetTTL = cfg.Tarpit.PregreetTTL.Duration
 
 	var wg sync.WaitGroup
@@ -267,7 +284,7 @@ func serve(args []string, stderr io.Writer) error {
 			log.Error("control socket stopped", "err", err)
 		}
 	})
-	bg(func() { reloadLoop(ctx, lset, tlsh, log) })
+	bg(func() { reloadLoop(ctx, lset, tlsh, log, ops.Feedback.Protected.Reload) })
 	bg(func() { pollLists(ctx, lset, cfg.Lists.PollEvery.Duration, log) })
 	bg(func() { tp.Run(ctx) })
 	bg(func() { watchTrapFiles(ctx, trapFiles, log) })
@@ -293,7 +310,21 @@ func serve(args []string, stderr io.Writer) error {
 			}
 		})
 	}
+	if len(cfg.Follow.Files) > 0 {
+		bg(func() { runFollower(ctx, cfg, ops.Feedback, log) })
+	}
 
+	if apiLn != nil {
+		log.Info("api listening", "addr", apiLn.Addr().String())
+		bg(func() {
+			a := &api.Server{Token: cfg.API.Token, Applier: ops.Feedback, Log: log}
+			if err := a.Serve(ctx, apiLn); err != nil {
+				log.Error("api stopped", "err", err)
+			}
+		})
+	}
+
+	started = true
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {
 		log.Info("listening", "addr", ln.Addr().String(), "backend", cfg.Backend.Address, "handoff", cfg.Backend.Handoff, "store", cfg.Store.Path)
@@ -335,9 +366,10 @@ func probeLoop(ctx context.Context, caps *handoff.Capabilities, d *handoff.Diale
 	}
 }
 
-// reloadLoop re-reads list files and the TLS certificate on SIGHUP. A
-// broken file keeps the old contents in force.
-func reloadLoop(ctx context.Context, l *lists.Set, t *server.TLSHolder, log *slog.Logger) {
+// reloadLoop re-reads list files, the TLS certificate and the protected
+// addresses (candidates.protected) on SIGHUP. A broken file keeps the old
+// contents in force.
+func reloadLoop(ctx context.Context, l *lists.Set, t *server.TLSHolder, log *slog.Logger, protected func() error) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -347,7 +379,7 @@ func reloadLoop(ctx context.Context, l *lists.Set, t *server.TLSHolder, log *slo
 			return
 		case <-hup:
 		}
-		err := errors.Join(l.Reload(), t.Load())
+		err := errors.Join(l.Reload(), t.Load(), protected())
 		if err != nil {
 			log.Error("reload failed; keeping the previous lists and certificate where broken", "err", err)
 			continue

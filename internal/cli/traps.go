@@ -3,19 +3,41 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/greypit/greypit/internal/store"
 )
 
+// trapVerbs are the `greypit traps` verbs.
+var trapVerbs = []string{"hits", "candidates", "approve", "reject"}
+
 // trapsCmd runs `greypit traps VERB`. Like `greypit db` it talks to the
-// daemon's control socket, or opens the store itself when none runs.
+// daemon's control socket, or opens the store itself when none runs. The
+// config flags may stand before or after the verb.
 func trapsCmd(args []string, stdout, stderr io.Writer) error {
+	i := slices.IndexFunc(args, func(a string) bool { return slices.Contains(trapVerbs, a) })
+	if i < 0 {
+		if n := len(args); n > 0 && !strings.HasPrefix(args[n-1], "-") {
+			return fmt.Errorf("traps: unknown verb %q (%s)", args[n-1], strings.Join(trapVerbs, ", "))
+		}
+		return errors.New("traps: missing verb (" + strings.Join(trapVerbs, ", ") + ")")
+	}
+	if args[i] != "hits" {
+		rest := append(slices.Clone(args[:i]), args[i+1:]...)
+		return candidates(args[i], rest, stdout, stderr)
+	}
+	return trapHits(args, stdout, stderr)
+}
+
+// trapHits runs `greypit traps hits`.
+func trapHits(args []string, stdout, stderr io.Writer) error {
 	var asJSON *bool
 	cf, verb, vfs, err := parseVerb("traps", "hits", args, stderr, func(vfs *flag.FlagSet) {
 		asJSON = vfs.Bool("json", false, "print JSON lines")

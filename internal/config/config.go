@@ -37,6 +37,11 @@ type Config struct {
 	Networks Networks `toml:"networks"`
 	DNSBL    DNSBL    `toml:"dnsbl"`
 	Big      Big      `toml:"bigsenders"`
+
+	Follow     Follow     `toml:"follow"`     // follow.go
+	Feedback   Feedback   `toml:"feedback"`   // follow.go
+	API        API        `toml:"api"`        // follow.go
+	Candidates Candidates `toml:"candidates"` // follow.go
 }
 
 // Networks configures network and ASN reputation, prefix escalation and
@@ -248,6 +253,9 @@ func Default() *Config {
 			Enabled: true,
 			Refresh: Duration{24 * time.Hour},
 		},
+		Follow:     defaultFollow(),
+		Feedback:   defaultFeedback(),
+		Candidates: defaultCandidates(),
 	}
 }
 

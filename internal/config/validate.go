@@ -202,6 +202,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("log.format", "%q: must be text or json", c.Log.Format)
 	}
+	errs = append(errs, c.validateFollow()...)
 	return errors.Join(errs...)
 }
 

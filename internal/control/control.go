@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/greypit/greypit/internal/classify"
+	"github.com/greypit/greypit/internal/feedback"
 	"github.com/greypit/greypit/internal/greylist"
 	"github.com/greypit/greypit/internal/networks"
 	"github.com/greypit/greypit/internal/store"
@@ -69,6 +70,9 @@ type Local struct {
 	Now                func() time.Time
 	// Networks, if set, explains network reputation in Why.
 	Networks *networks.Engine
+	// Feedback applies verdicts and trap candidates (feedback.go); nil
+	// refuses them.
+	Feedback *feedback.Applier
 }
 
 func (l *Local) now() time.Time {
@@ -91,12 +95,7 @@ func CanonicalKey(k store.Kind, v string) (string, error) {
 	case store.White, store.Black:
 		return store.ParseAddrKey(v)
 	case store.Trap:
-		v = strings.ToLower(strings.Trim(v, "<>"))
-		at := strings.LastIndexByte(v, '@')
-		if at <= 0 || at == len(v)-1 || strings.ContainsAny(v, " \t\r\n") {
-			return "", fmt.Errorf("%q is not a mail address (local@domain)", v)
-		}
-		return v, nil
+		return store.ParseTrapKey(v)
 	case store.Grey:
 		if v == "" {
 			return "", errors.New("empty greylist key")

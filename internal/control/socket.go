@@ -23,21 +23,23 @@ import (
 // {"error":"…"}. A missing final line means the daemon went away.
 
 type request struct {
-	Op     string      `json:"op"`
-	Kind   store.Kind  `json:"type,omitempty"`
-	Values []string    `json:"values,omitempty"`
-	Addr   string      `json:"addr,omitempty"`
-	Add    *AddRequest `json:"add,omitempty"`
-	Since  time.Time   `json:"since,omitzero"`
+	Op     string          `json:"op"`
+	Kind   store.Kind      `json:"type,omitempty"`
+	Values []string        `json:"values,omitempty"`
+	Addr   string          `json:"addr,omitempty"`
+	Add    *AddRequest     `json:"add,omitempty"`
+	Since  time.Time       `json:"since,omitzero"`
+	X      json.RawMessage `json:"x,omitempty"` // argument of the operations in feedback.go
 }
 
 type response struct {
-	Entry *store.Entry `json:"entry,omitempty"`
-	Why   *Why         `json:"why,omitempty"`
-	Event *store.Event `json:"event,omitempty"`
-	Done  bool         `json:"done,omitempty"`
-	N     int          `json:"n,omitempty"`
-	Error string       `json:"error,omitempty"`
+	Entry *store.Entry    `json:"entry,omitempty"`
+	Why   *Why            `json:"why,omitempty"`
+	Event *store.Event    `json:"event,omitempty"`
+	X     json.RawMessage `json:"x,omitempty"` // answer of the operations in feedback.go
+	Done  bool            `json:"done,omitempty"`
+	N     int             `json:"n,omitempty"`
+	Error string          `json:"error,omitempty"`
 
 	Hit *store.TrapHit `json:"hit,omitempty"` // trap-hits (traps.go)
 }
@@ -160,6 +162,9 @@ func dispatch(ctx context.Context, req request, ops Ops, br *bufio.Reader, enc *
 			return enc.Encode(response{Event: &e})
 		})
 		return n, err
+	}
+	if h := feedbackOps[req.Op]; h != nil {
+		return h(ctx, req, ops, enc)
 	}
 	return 0, fmt.Errorf("unknown operation %q", req.Op)
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -131,6 +132,19 @@ type Store interface {
 	Expire(ctx context.Context, now time.Time) (int, error)
 	// EventLog keeps the session history for reports.
 	EventLog
+
+	// AddCandidateEvidence atomically records one reject of addr, an
+	// unknown recipient, from a client in network, and returns the trap
+	// candidate after it; a decided candidate keeps its state.
+	AddCandidateEvidence(ctx context.Context, addr, network string, ev Evidence) (Candidate, error)
+	// GetCandidate returns addr's candidate, or ErrNotFound.
+	GetCandidate(ctx context.Context, addr string) (Candidate, error)
+	// DecideCandidate sets addr's candidate state (creating the candidate
+	// if there is none, so a rejection can come first).
+	DecideCandidate(ctx context.Context, addr string, state CandidateState, by string, now time.Time) (Candidate, error)
+	// Candidates calls fn for every candidate in address order.
+	Candidates(ctx context.Context, fn func(Candidate) error) error
+
 	Close() error
 	// TrapStore keeps harvester visits and trap hits (traps.go).
 	TrapStore
@@ -174,4 +188,26 @@ func ParseAddrKey(s string) (string, error) {
 		return "", fmt.Errorf("%q: zoned addresses are not allowed", s)
 	}
 	return AddrKey(a), nil
+}
+
+// ParseTrapKey validates a mail address (local@domain, optionally in angle
+// brackets) and returns its key as a spamtrap entry or trap candidate:
+// lower-cased, with a trailing dot of the domain removed. Every path that
+// names a trap (db, trap files, candidates, feedback) uses it, so they meet.
+func ParseTrapKey(s string) (string, error) {
+	a := strings.ToLower(strings.TrimSpace(s))
+	a = strings.TrimSuffix(strings.TrimPrefix(a, "<"), ">")
+	a = strings.TrimSuffix(a, ".")
+	at := strings.LastIndexByte(a, '@')
+	switch {
+	case at <= 0 || at == len(a)-1:
+		return "", fmt.Errorf("%q is not a mail address (local@domain)", s)
+	case len(a) > 254 || at > 64:
+		return "", fmt.Errorf("%q is too long for a mail address (RFC 5321 §4.5.3.1)", s)
+	case strings.ContainsFunc(a, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '<' || r == '>' }):
+		return "", fmt.Errorf("%q: spaces, control characters or angle brackets in a mail address", s)
+	case strings.ContainsAny(a[at+1:], "@"), strings.HasPrefix(a[at+1:], "."), strings.HasSuffix(a[at+1:], "."), strings.Contains(a[at+1:], ".."):
+		return "", fmt.Errorf("%q: bad domain", s)
+	}
+	return a, nil
 }

@@ -170,26 +170,9 @@ func IsRole(local string) bool {
 	return local == "postmaster" || local == "abuse"
 }
 
-// Canonical validates a mail address (local@domain, optionally in angle
-// brackets) and returns it lower-cased, with a trailing dot of the domain
-// removed.
-func Canonical(s string) (string, error) {
-	a := strings.ToLower(strings.TrimSpace(s))
-	a = strings.TrimSuffix(strings.TrimPrefix(a, "<"), ">")
-	a = strings.TrimSuffix(a, ".")
-	at := strings.LastIndexByte(a, '@')
-	switch {
-	case at <= 0 || at == len(a)-1:
-		return "", fmt.Errorf("%q is not a mail address (local@domain)", s)
-	case len(a) > 254 || at > 64:
-		return "", fmt.Errorf("%q is too long for a mail address (RFC 5321 §4.5.3.1)", s)
-	case strings.ContainsFunc(a, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '<' || r == '>' }):
-		return "", fmt.Errorf("%q: spaces, control characters or angle brackets in a mail address", s)
-	case strings.ContainsAny(a[at+1:], "@"), strings.HasPrefix(a[at+1:], "."), strings.HasSuffix(a[at+1:], "."), strings.Contains(a[at+1:], ".."):
-		return "", fmt.Errorf("%q: bad domain", s)
-	}
-	return a, nil
-}
+// Canonical validates a mail address and returns its spamtrap key
+// (store.ParseTrapKey).
+func Canonical(s string) (string, error) { return store.ParseTrapKey(s) }
 
 // Record blacklists client for hit and keeps the hit as evidence. The
 // listing lasts BlackTTL, doubled for each earlier hit of the client still
