@@ -26,10 +26,12 @@ import (
 // maxLine bounds one line of a list file; DROP and spamd lines are short.
 const maxLine = 64 << 10
 
-// readLines calls fn for every line of file, numbered from 1, with a
-// leading byte-order mark and trailing CR removed. A gzip file (by its
-// magic bytes) is decompressed, as spamd-setup does.
-func readLines(file string, fn func(n int, line string) error) error {
+// ScanFile calls fn for every line of an operator's file, numbered from
+// 1, with a leading byte-order mark (which editors add) and a trailing CR
+// removed. A gzip file (by its magic bytes) is decompressed, as
+// spamd-setup does. An error from fn or from reading is returned as
+// "file:line: error".
+func ScanFile(file string, fn func(n int, line string) error) error {
 	fh, err := os.Open(file)
 	if err != nil {
 		return err
@@ -170,7 +172,7 @@ func parseAddr(s string) (netip.Addr, error) {
 func loadDROP(name string, files []string) (*List, error) {
 	l := &List{name: name, files: append([]string(nil), files...)}
 	for _, f := range files {
-		err := readLines(f, func(n int, line string) error {
+		err := ScanFile(f, func(n int, line string) error {
 			p, text, note, ok, err := parseDROPLine(line)
 			if ok {
 				l.insert(p, Source{File: f, Line: n, Text: text, Note: note})
@@ -187,7 +189,7 @@ func loadDROP(name string, files []string) (*List, error) {
 // loadSpamdFile reads one spamd list file.
 func loadSpamdFile(name, file string) (*List, error) {
 	l := &List{name: name, files: []string{file}}
-	err := readLines(file, func(n int, line string) error {
+	err := ScanFile(file, func(n int, line string) error {
 		ps, text, _, err := parseSpamdLine(line)
 		for _, p := range ps {
 			l.insert(p, Source{File: file, Line: n, Text: text})
