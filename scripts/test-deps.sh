@@ -2,7 +2,8 @@
 # Installs what greypit's tests (and scripts/run.sh) need from Debian's
 # packages when it is missing: postfix (postfix, postconf, postqueue),
 # swaks with the Perl modules it needs for IPv6 and TLS, and dig (dnsutils,
-# the DNS client of the DNSBL zone test), plus
+# the DNS client of the DNSBL zone test), redis-server (the shared store's
+# tests start private instances of it on loopback), plus
 # ca-certificates. Idempotent: when everything is there it
 # installs nothing and does not touch apt. Needs root to install; without
 # root it says what is missing and exits 1.
@@ -13,8 +14,8 @@
 # or start the system Postfix on port 25: internal/testenv starts private
 # instances of its own on loopback ports, and run.sh its demo backend.
 #
-# Later components join the list with their issues: redis-server (shared
-# store) and chromium go into pkg_of and the default `want` below.
+# Later components join the list with their issues: chromium goes into
+# pkg_of and the default `want` below.
 set -euo pipefail
 
 # command -> Debian package. A name with "::" is a Perl module: swaks needs
@@ -29,9 +30,10 @@ declare -A pkg_of=(
 	[Net::SSLeay]=libnet-ssleay-perl
 	[IO::Socket::SSL]=libio-socket-ssl-perl
 	[dig]=dnsutils
+	[redis-server]=redis-server
 )
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(postfix postconf postqueue swaks IO::Socket::INET6 Net::SSLeay IO::Socket::SSL dig)
+[ ${#want[@]} -gt 0 ] || want=(postfix postconf postqueue swaks IO::Socket::INET6 Net::SSLeay IO::Socket::SSL dig redis-server)
 
 # present reports whether a command (or, for a name with "::", a Perl
 # module) is installed.
