@@ -569,6 +569,10 @@ func (b *Bolt) Expire(ctx context.Context, now time.Time) (int, error) {
 // RunExpiry calls Expire with the current time right away and then every
 // interval until ctx is done, passing each result to log (if non-nil).
 func (b *Bolt) RunExpiry(ctx context.Context, every time.Duration, log func(n int, err error)) {
+	runExpiry(ctx, b, every, log)
+}
+
+func runExpiry(ctx context.Context, s Store, every time.Duration, log func(n int, err error)) {
 	if log == nil {
 		log = func(int, error) {}
 	}
@@ -582,7 +586,7 @@ func (b *Bolt) RunExpiry(ctx context.Context, every time.Duration, log func(n in
 		if ctx.Err() != nil {
 			return
 		}
-		n, err := b.Expire(ctx, time.Now())
+		n, err := s.Expire(ctx, time.Now())
 		if ctx.Err() != nil {
 			return // a cancelled sweep is shutdown, not a failure
 		}

@@ -62,20 +62,34 @@ func listAll(t *testing.T, s Store, k Kind) []Entry {
 	return out
 }
 
-// rawCount counts stored values, expired or not.
-func rawCount(t *testing.T, b *Bolt, k Kind) int {
+// rawCount counts stored values, expired or not (for Redis: the index
+// members, which stay until Expire).
+func rawCount(t *testing.T, s Store, k Kind) int {
 	t.Helper()
-	n := 0
-	if err := b.db.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket([]byte(k)).Stats().KeyN
-		return nil
-	}); err != nil {
-		t.Fatal(err)
+	switch s := s.(type) {
+	case *Bolt:
+		n := 0
+		if err := s.db.View(func(tx *bolt.Tx) error {
+			n = tx.Bucket([]byte(k)).Stats().KeyN
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	case *Redis:
+		n, err := s.c.ZCard(context.Background(), s.indexKey(k)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int(n)
 	}
-	return n
+	t.Fatalf("rawCount: unknown backend %T", s)
+	return 0
 }
 
-func TestGreylistTransitions(t *testing.T) {
+func TestGreylistTransitions(t *testing.T) { forBackends(t, testGreylistTransitions) }
+
+func testGreylistTransitions(t *testing.T, openTest opener) {
 	b, _ := openTest(t)
 	ctx := context.Background()
 	t0 := now()
@@ -145,7 +159,9 @@ func TestGreylistTransitions(t *testing.T) {
 	}
 }
 
-func TestGreylistRetryWindow(t *testing.T) {
+func TestGreylistRetryWindow(t *testing.T) { forBackends(t, testGreylistRetryWindow) }
+
+func testGreylistRetryWindow(t *testing.T, openTest opener) {
 	ctx := context.Background()
 	t0 := now()
 
@@ -210,7 +226,9 @@ func TestGreylistRetryWindow(t *testing.T) {
 	})
 }
 
-func TestGreylistConcurrentOneNew(t *testing.T) {
+func TestGreylistConcurrentOneNew(t *testing.T) { forBackends(t, testGreylistConcurrentOneNew) }
+
+func testGreylistConcurrentOneNew(t *testing.T, openTest opener) {
 	b, _ := openTest(t)
 	ctx := context.Background()
 	t0 := now()
@@ -306,7 +324,9 @@ func TestGreylistBatchRetryIdempotent(t *testing.T) {
 	}
 }
 
-func TestMatch(t *testing.T) {
+func TestMatch(t *testing.T) { forBackends(t, testMatch) }
+
+func testMatch(t *testing.T, openTest opener) {
 	b, _ := openTest(t)
 	ctx := context.Background()
 	t0 := now()
@@ -379,7 +399,9 @@ func TestMatch(t *testing.T) {
 }
 
 // Every key Match builds must be the one ParseAddrKey gives an operator.
-func TestMatchKeysAgreeWithParseAddrKey(t *testing.T) {
+func TestMatchKeysAgreeWithParseAddrKey(t *testing.T) { forBackends(t, testMatchKeysAgreeWithParseAddrKey) }
+
+func testMatchKeysAgreeWithParseAddrKey(t *testing.T, openTest opener) {
 	ctx := context.Background()
 	addr := netip.MustParseAddr("2001:db8:abcd:12::1")
 	for bits := 0; bits <= 128; bits += 7 {
@@ -395,7 +417,9 @@ func TestMatchKeysAgreeWithParseAddrKey(t *testing.T) {
 	}
 }
 
-func TestExpiredInvisibleAndSwept(t *testing.T) {
+func TestExpiredInvisibleAndSwept(t *testing.T) { forBackends(t, testExpiredInvisibleAndSwept) }
+
+func testExpiredInvisibleAndSwept(t *testing.T, openTest opener) {
 	b, _ := openTest(t)
 	ctx := context.Background()
 	t0 := now()
@@ -528,7 +552,9 @@ func TestRunExpiry(t *testing.T) {
 	}
 }
 
-func TestRefresh(t *testing.T) {
+func TestRefresh(t *testing.T) { forBackends(t, testRefresh) }
+
+func testRefresh(t *testing.T, openTest opener) {
 	b, _ := openTest(t)
 	ctx := context.Background()
 	t0 := now()
@@ -585,7 +611,9 @@ func TestRefresh(t *testing.T) {
 	}
 }
 
-func TestPutGetDeleteList(t *testing.T) {
+func TestPutGetDeleteList(t *testing.T) { forBackends(t, testPutGetDeleteList) }
+
+func testPutGetDeleteList(t *testing.T, openTest opener) {
 	b, _ := openTest(t)
 	ctx := context.Background()
 	t0 := now()
@@ -654,7 +682,9 @@ func TestPutGetDeleteList(t *testing.T) {
 	}
 }
 
-func TestCancelledContext(t *testing.T) {
+func TestCancelledContext(t *testing.T) { forBackends(t, testCancelledContext) }
+
+func testCancelledContext(t *testing.T, openTest opener) {
 	b, _ := openTest(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -9,7 +9,9 @@ import (
 	"time"
 )
 
-func TestCandidates(t *testing.T) {
+func TestCandidates(t *testing.T) { forBackends(t, testCandidates) }
+
+func testCandidates(t *testing.T, openTest opener) {
 	ctx := context.Background()
 	b, err := OpenBolt(filepath.Join(t.TempDir(), "db"), BoltOptions{})
 	if err != nil {

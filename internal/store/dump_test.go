@@ -9,7 +9,9 @@ import (
 	"time"
 )
 
-func TestDumpLoadRoundTrip(t *testing.T) {
+func TestDumpLoadRoundTrip(t *testing.T) { forBackends(t, testDumpLoadRoundTrip) }
+
+func testDumpLoadRoundTrip(t *testing.T, openTest opener) {
 	ctx := context.Background()
 	src, _ := openTest(t)
 	t0 := now()
@@ -63,7 +65,9 @@ func TestDumpLoadRoundTrip(t *testing.T) {
 	}
 }
 
-func TestLoadCanonicalises(t *testing.T) {
+func TestLoadCanonicalises(t *testing.T) { forBackends(t, testLoadCanonicalises) }
+
+func testLoadCanonicalises(t *testing.T, openTest opener) {
 	ctx := context.Background()
 	s, _ := openTest(t)
 	before := time.Now().Add(-time.Second)
@@ -94,7 +98,9 @@ func TestLoadCanonicalises(t *testing.T) {
 	}
 }
 
-func TestLoadRejectsBadLine(t *testing.T) {
+func TestLoadRejectsBadLine(t *testing.T) { forBackends(t, testLoadRejectsBadLine) }
+
+func testLoadRejectsBadLine(t *testing.T, openTest opener) {
 	ctx := context.Background()
 	good := `{"type":"white","key":"192.0.2.1"}`
 	cases := []struct {

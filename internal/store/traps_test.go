@@ -7,7 +7,9 @@ import (
 	"time"
 )
 
-func TestHarvest(t *testing.T) {
+func TestHarvest(t *testing.T) { forBackends(t, testHarvest) }
+
+func testHarvest(t *testing.T, openTest opener) {
 	b, _ := openTest(t)
 	ctx := context.Background()
 	if _, err := b.GetHarvest(ctx, "x@trap.example"); !errors.Is(err, ErrNotFound) {
@@ -33,7 +35,9 @@ func TestHarvest(t *testing.T) {
 	}
 }
 
-func TestTrapHits(t *testing.T) {
+func TestTrapHits(t *testing.T) { forBackends(t, testTrapHits) }
+
+func testTrapHits(t *testing.T, openTest opener) {
 	b, _ := openTest(t)
 	ctx := context.Background()
 	t0 := now()

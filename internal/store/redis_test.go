@@ -1,0 +1,154 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/greypit/greypit/internal/testenv"
+)
+
+// twoHosts opens two stores on one redis-server, as two MX hosts would.
+func twoHosts(t *testing.T) (*testenv.Redis, *Redis, *Redis) {
+	t.Helper()
+	srv := testenv.StartRedis(t)
+	var rs [2]*Redis
+	for i := range rs {
+		r, err := OpenRedis(RedisOptions{Addrs: []string{srv.Addr()}, Prefix: "mx", Timeout: 500 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		rs[i] = r
+	}
+	return srv, rs[0], rs[1]
+}
+
+// TestRedisGreylistTwoHosts: two hosts, each with 25 goroutines hitting
+// one tuple at the same instant, agree on exactly one first attempt, and
+// the attempt counter has every attempt.
+func TestRedisGreylistTwoHosts(t *testing.T) {
+	_, a, b := twoHosts(t)
+	ctx := context.Background()
+	t0 := now()
+	const per = 25
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		count = map[GreyOutcome]int{}
+	)
+	start := make(chan struct{})
+	for _, s := range []*Redis{a, b} {
+		for range per {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				_, o, err := s.Greylist(ctx, "tuple", "192.0.2.1", t0, testParams)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				count[o]++
+				mu.Unlock()
+			}()
+		}
+	}
+	close(start)
+	wg.Wait()
+	if count[GreyNew] != 1 || count[GreyEarly] != 2*per-1 {
+		t.Fatalf("outcomes %v, want 1 new and %d early", count, 2*per-1)
+	}
+	e, err := b.Get(ctx, Grey, "tuple")
+	if err != nil || e.Count != 2*per {
+		t.Fatalf("stored %+v, %v; want count %d", e, err, 2*per)
+	}
+	// The retry after the pass delay passes at the other host.
+	if _, o, err := a.Greylist(ctx, "tuple", "192.0.2.1", t0.Add(testParams.PassDelay), testParams); err != nil || o != GreyPass {
+		t.Fatalf("retry at host A = %v, %v; want pass", o, err)
+	}
+	if _, o, err := b.Greylist(ctx, "tuple", "192.0.2.1", t0.Add(testParams.PassDelay+time.Second), testParams); err != nil || o != GreyPass {
+		t.Fatalf("retry at host B = %v, %v; want pass", o, err)
+	}
+}
+
+// TestRedisTTL: an entry's key carries its expiry, so it vanishes without
+// a sweep; a permanent one has none.
+func TestRedisTTL(t *testing.T) {
+	_, a, _ := twoHosts(t)
+	ctx := context.Background()
+	exp := now().Add(time.Hour)
+	mustPut(t, a, Entry{Kind: Black, Key: "192.0.2.0/24", Expires: exp})
+	mustPut(t, a, Entry{Kind: White, Key: "192.0.2.9"})
+	at, err := a.c.PExpireTime(ctx, a.entryKey(Black, "192.0.2.0/24")).Result()
+	if err != nil || at != time.Duration(exp.UnixMilli())*time.Millisecond {
+		t.Errorf("PEXPIRETIME = %v, %v; want %v", at, err, exp.UnixMilli())
+	}
+	if ttl, err := a.c.PTTL(ctx, a.entryKey(White, "192.0.2.9")).Result(); err != nil || ttl >= 0 {
+		t.Errorf("permanent entry PTTL = %v, %v; want none (-1)", ttl, err)
+	}
+}
+
+func TestRedisEvents(t *testing.T) {
+	_, a, b := twoHosts(t)
+	ctx := context.Background()
+	// Two events in one millisecond, 1 µs apart, and a duplicate.
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	evs := []Event{
+		{Time: t0, Client: "192.0.2.1", Path: "grey", Outcome: "a"},
+		{Time: t0.Add(time.Microsecond), Client: "192.0.2.1", Path: "grey", Outcome: "b"},
+		{Time: t0.Add(time.Microsecond), Client: "192.0.2.1", Path: "grey", Outcome: "b"},
+		{Time: t0.Add(time.Second), Client: "192.0.2.2", Path: "black", Outcome: "c"},
+	}
+	if err := a.AddEvents(ctx, evs[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddEvents(ctx, evs[2:]); err != nil {
+		t.Fatal(err)
+	}
+	got := func(since, until time.Time) string {
+		s := ""
+		if err := b.Events(ctx, since, until, func(e Event) error { s += e.Outcome; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if s := got(time.Time{}, time.Time{}); s != "abbc" {
+		t.Errorf("all = %q", s)
+	}
+	if s := got(t0.Add(time.Microsecond), t0.Add(time.Second)); s != "bb" {
+		t.Errorf("window = %q, want bb", s)
+	}
+	if n, err := a.ExpireEvents(ctx, t0.Add(time.Microsecond)); err != nil || n != 1 {
+		t.Errorf("ExpireEvents = %d, %v; want 1", n, err)
+	}
+	if s := got(time.Time{}, time.Time{}); s != "bbc" {
+		t.Errorf("after expiry = %q", s)
+	}
+}
+
+// TestRedisUnreachable: with the server gone every call fails with an
+// error (no hang past the timeout, no panic), and works again once it is
+// back.
+func TestRedisUnreachable(t *testing.T) {
+	srv, a, _ := twoHosts(t)
+	ctx := context.Background()
+	srv.Stop()
+	start := time.Now()
+	if _, _, err := a.Greylist(ctx, "k", "c", now(), testParams); err == nil {
+		t.Fatal("Greylist with redis stopped succeeded")
+	}
+	if _, err := a.Get(ctx, White, "192.0.2.1"); err == nil || errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get with redis stopped = %v; want a connection error, not not-found", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("failing calls took %v", d)
+	}
+	srv.Start()
+	if _, o, err := a.Greylist(ctx, "k", "c", now(), testParams); err != nil || o != GreyNew {
+		t.Fatalf("Greylist after restart = %v, %v", o, err)
+	}
+}
