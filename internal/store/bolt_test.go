@@ -399,7 +399,9 @@ func testMatch(t *testing.T, openTest opener) {
 }
 
 // Every key Match builds must be the one ParseAddrKey gives an operator.
-func TestMatchKeysAgreeWithParseAddrKey(t *testing.T) { forBackends(t, testMatchKeysAgreeWithParseAddrKey) }
+func TestMatchKeysAgreeWithParseAddrKey(t *testing.T) {
+	forBackends(t, testMatchKeysAgreeWithParseAddrKey)
+}
 
 func testMatchKeysAgreeWithParseAddrKey(t *testing.T, openTest opener) {
 	ctx := context.Background()

@@ -15,7 +15,7 @@ import (
 )
 
 // Redis is a private redis-server on a loopback port: its own directory,
-// no persistence (--save '', no AOF), no password. Stop and Start keep the
+// no persistence (--save ”, no AOF), no password. Stop and Start keep the
 // port, so a test can take the store away from greypit and give it back.
 type Redis struct {
 	t    testing.TB
@@ -93,7 +93,7 @@ func (r *Redis) ping() error {
 
 // Stop kills the server (SIGKILL: like a crash or a cut network, its
 // clients get no goodbye) and waits for it to exit. Data is lost, as
-// with --save ''.
+// with --save ”.
 func (r *Redis) Stop() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
