@@ -130,12 +130,12 @@ func openOps(cfg *config.Config) (control.Ops, func(), error) {
 	if c, err := control.Dial(cfg.ControlSocket()); err == nil {
 		return c, func() {}, nil
 	}
-	st, err := store.OpenBolt(cfg.Store.Path, store.BoltOptions{Timeout: time.Second})
+	st, err := openStore(cfg, time.Second)
 	if errors.Is(err, store.ErrLocked) {
 		return nil, nil, fmt.Errorf("%w; its control socket %s does not answer (control.socket)", err, cfg.ControlSocket())
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("store.path: %w", err)
+		return nil, nil, err
 	}
 	lset, err := lists.NewSetFiles(listFiles(cfg))
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -65,14 +64,18 @@ func serve(args []string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	if err := os.MkdirAll(filepath.Dir(cfg.Store.Path), 0o700); err != nil {
-		return fmt.Errorf("store.path: %w", err)
-	}
-	st, err := store.OpenBolt(cfg.Store.Path, store.BoltOptions{Timeout: 2 * time.Second})
+	st, err := openStore(cfg, 2*time.Second)
 	if err != nil {
-		return fmt.Errorf("store.path: %w", err)
+		return err
 	}
 	defer st.Close()
+	if r, ok := st.(*store.Redis); ok {
+		// Not fatal: the daemon starts and applies store.unreachable
+		// until Redis answers.
+		if err := r.Ping(ctx); err != nil {
+			log.Error("store unreachable at start", "store.unreachable", cfg.Store.Unreachable, "err", err)
+		}
+	}
 	lset, err := lists.NewSetFiles(listFiles(cfg))
 	if err != nil {
 		return err
@@ -196,6 +199,7 @@ func serve(args []string, stderr io.Writer) error {
 		PrefixV4:  cfg.Greylist.PrefixV4,
 		PrefixV6:  cfg.Greylist.PrefixV6,
 		Selective: classifier.Selective,
+		FailOpen:  cfg.Store.Unreachable == config.StoreOpen,
 	}
 	if cfg.Greylist.SPF && resolver != "" {
 		grey.SPF = &greylist.SPF{Resolver: dnsx.NetResolver(resolver), Timeout: cfg.Greylist.SPFTimeout.Duration}

@@ -141,7 +141,24 @@ type Greylist struct {
 type Store struct {
 	Path        string   `toml:"path"`         // bbolt file
 	ExpireEvery Duration `toml:"expire_every"` // how often expired entries are swept
+
+	Backend           string     `toml:"backend"`               // StoreBolt or StoreRedis
+	RedisAddrs        StringList `toml:"redis_addrs"`           // host:port; several without a master name: Cluster
+	RedisMaster       string     `toml:"redis_sentinel_master"` // Sentinel master name; redis_addrs are then the sentinels
+	RedisPasswordFile string     `toml:"redis_password_file"`   // file holding the password (first line)
+	RedisDB           int        `toml:"redis_db"`
+	RedisPrefix       string     `toml:"redis_prefix"`  // key namespace
+	RedisTimeout      Duration   `toml:"redis_timeout"` // dial, read and write timeout
+	Unreachable       string     `toml:"unreachable"`   // StoreTempfail or StoreOpen
 }
+
+// store.backend and store.unreachable values.
+const (
+	StoreBolt     = "bolt"
+	StoreRedis    = "redis"
+	StoreTempfail = "tempfail"
+	StoreOpen     = "open"
+)
 
 // Lists names the static allow and block list files.
 type Lists struct {
@@ -213,8 +230,12 @@ func Default() *Config {
 			SPFTimeout:  Duration{2 * time.Second},
 		},
 		Store: Store{
-			Path:        "/var/lib/greypit/greypit.db",
-			ExpireEvery: Duration{time.Minute},
+			Path:         "/var/lib/greypit/greypit.db",
+			ExpireEvery:  Duration{time.Minute},
+			Backend:      StoreBolt,
+			RedisPrefix:  "greypit",
+			RedisTimeout: Duration{2 * time.Second},
+			Unreachable:  StoreTempfail,
 		},
 		Log:   Log{Level: "info", Format: "text"},
 		Lists: Lists{PollEvery: Duration{10 * time.Second}},

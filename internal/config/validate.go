@@ -162,6 +162,7 @@ func (c *Config) Validate() error {
 		bad("store.path", "must not be empty")
 	}
 	positive("store.expire_every", c.Store.ExpireEvery)
+	c.validateStore(bad)
 
 	for _, f := range c.Lists.Allow {
 		if strings.TrimSpace(f) == "" {

@@ -32,6 +32,9 @@ type Greylister struct {
 	// greylisting with SPF before skip it (greylist.mode = "selective").
 	SPF       *SPF
 	Selective bool
+	// FailOpen passes an attempt the store cannot decide (store.unreachable
+	// = "open") instead of returning the error; Decision.StoreErr has it.
+	FailOpen bool
 }
 
 // Decision is the result of one attempt.
@@ -46,6 +49,8 @@ type Decision struct {
 	// Known is set when selective mode passed a known SPF sender without
 	// a tuple.
 	Known bool
+	// StoreErr is why a FailOpen greylister passed without a decision.
+	StoreErr error
 }
 
 // Check records an attempt of (client, sender, rcpt) and decides it.
@@ -84,12 +89,12 @@ func (g *Greylister) CheckAttempt(ctx context.Context, a Attempt) (Decision, err
 		case errors.Is(err, store.ErrNotFound):
 			key = DomainKey(domain, a.Sender, a.Rcpt)
 		case err != nil:
-			return Decision{}, fmt.Errorf("greylist %q: %w", key, err)
+			return g.storeFailed(key, err)
 		}
 	}
 	e, out, err := g.Store.Greylist(ctx, key, a.Client.Unmap().String(), now, g.Params)
 	if err != nil {
-		return Decision{}, fmt.Errorf("greylist %q: %w", key, err)
+		return g.storeFailed(key, err)
 	}
 	d := Decision{Key: key, Outcome: out, Entry: e}
 	if spfPass {
@@ -101,6 +106,16 @@ func (g *Greylister) CheckAttempt(ctx context.Context, a Attempt) (Decision, err
 		g.rememberSender(ctx, domain, a.Client, now)
 	}
 	return d, nil
+}
+
+// storeFailed is CheckAttempt's answer when the store fails: the error, or
+// with FailOpen a pass that carries it.
+func (g *Greylister) storeFailed(key string, err error) (Decision, error) {
+	err = fmt.Errorf("greylist %q: %w", key, err)
+	if g.FailOpen {
+		return Decision{Key: key, Outcome: store.GreyPass, StoreErr: err}, nil
+	}
+	return Decision{}, err
 }
 
 // DomainKey is the tuple key of an SPF-passing sender: the domain takes

@@ -526,6 +526,9 @@ func (s *Session) rcpt(ctx context.Context, cmd smtp.Command) error {
 		s.reply(451, "4.3.0", "Temporary local problem, please try again later")
 		return nil
 	}
+	if d.StoreErr != nil {
+		s.log.Warn("greylist check failed; passing (store.unreachable = open)", "err", d.StoreErr)
+	}
 	if d.Outcome != store.GreyPass {
 		s.res.Deferred = append(s.res.Deferred, path.String())
 		s.reply(451, "4.7.1", greylistedText(d.RetryIn))
