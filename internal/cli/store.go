@@ -21,6 +21,11 @@ type openedStore interface {
 // wait for the bbolt file lock; Redis has no lock: several daemons and
 // `greypit db` commands share it, each write atomic on its own.
 func openStore(cfg *config.Config, lock time.Duration) (openedStore, error) {
+	// store.path's directory also holds the control socket and the
+	// follower's state, whatever the backend.
+	if err := os.MkdirAll(filepath.Dir(cfg.Store.Path), 0o700); err != nil {
+		return nil, fmt.Errorf("store.path: %w", err)
+	}
 	if cfg.Store.Backend == config.StoreRedis {
 		pw, err := cfg.RedisPassword()
 		if err != nil {
@@ -38,9 +43,6 @@ func openStore(cfg *config.Config, lock time.Duration) (openedStore, error) {
 			return nil, fmt.Errorf("store.redis_addrs: %w", err)
 		}
 		return r, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(cfg.Store.Path), 0o700); err != nil {
-		return nil, fmt.Errorf("store.path: %w", err)
 	}
 	b, err := store.OpenBolt(cfg.Store.Path, store.BoltOptions{Timeout: lock})
 	if err != nil {
