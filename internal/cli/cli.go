@@ -24,6 +24,8 @@ Usage:
   greypit db ... why [-json] ADDRESS
   greypit db ... dump > FILE
   greypit db ... load [FILE]
+  greypit policy [-config FILE] [-set ...] [postgrey flags: --inet=PORT --delay=N ...]
+  greypit policy import-postgrey [-config FILE] [-set ...] [-clients FILE] [postgrey flags] DUMP
   greypit version
 
 Types: white, grey, black, spamtrap. White and black values are IP
@@ -42,6 +44,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = serve(args[1:], stderr)
 	case "db":
 		err = db(args[1:], stdin, stdout, stderr)
+	case "policy":
+		err = policyCmd(args[1:], stdin, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "greypit", Version)
 	case "help", "-h", "-help", "--help":

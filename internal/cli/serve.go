@@ -53,6 +53,11 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	return run(cfg, stderr, true)
+}
+
+// run is `greypit serve` (withSMTP) and `greypit policy` (without).
+func run(cfg *config.Config, stderr io.Writer, withSMTP bool) error {
 	log := newLogger(cfg, stderr)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -61,9 +66,15 @@ func serve(args []string, stderr io.Writer) error {
 	if err := os.MkdirAll(filepath.Dir(cfg.Store.Path), 0o700); err != nil {
 		return fmt.Errorf("store.path: %w", err)
 	}
-	st, err := store.OpenBolt(cfg.Store.Path, store.BoltOptions{Timeout: 2 * time.Second})
+	bst, err := store.OpenBolt(cfg.Store.Path, store.BoltOptions{Timeout: 2 * time.Second})
 	if err != nil {
 		return fmt.Errorf("store.path: %w", err)
+	}
+	var st store.Store = bst
+	var greyCache *store.GreyCache
+	if cfg.Store.GreyFlushEvery.Duration > 0 {
+		greyCache = store.NewGreyCache(bst)
+		st = greyCache
 	}
 	defer st.Close()
 	lset, err := lists.NewSet(cfg.Lists.Allow, cfg.Lists.Block)
@@ -78,7 +89,11 @@ func serve(args []string, stderr io.Writer) error {
 	// Listeners first: a port that is taken is the commonest startup
 	// failure, and it should stop greypit before anything else runs.
 	var lns []net.Listener
-	for _, a := range cfg.SMTP.Listen {
+	smtpListen := cfg.SMTP.Listen
+	if !withSMTP {
+		smtpListen = nil
+	}
+	for _, a := range smtpListen {
 		ln, err := net.Listen("tcp", a)
 		if err != nil {
 			for _, l := range lns {
@@ -87,6 +102,16 @@ func serve(args []string, stderr io.Writer) error {
 			return fmt.Errorf("smtp.listen: %w", err)
 		}
 		lns = append(lns, ln)
+	}
+	var policyLn net.Listener
+	if cfg.Policy.Listen != "" {
+		if policyLn, err = listenPolicy(cfg.Policy.Listen); err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return fmt.Errorf("policy.listen: %w", err)
+		}
+		defer policyLn.Close()
 	}
 	ctlLn, err := control.Listen(cfg.ControlSocket())
 	if err != nil {
@@ -174,8 +199,15 @@ func serve(args []string, stderr io.Writer) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); f() }()
 	}
+	if greyCache != nil {
+		bg(func() {
+			greyCache.Run(ctx, cfg.Store.GreyFlushEvery.Duration, func(err error) {
+				log.Error("greylist flush failed; retrying at the next interval", "err", err, "pending", greyCache.Pending())
+			})
+		})
+	}
 	bg(func() {
-		st.RunExpiry(ctx, cfg.Store.ExpireEvery.Duration, func(n int, err error) {
+		bst.RunExpiry(ctx, cfg.Store.ExpireEvery.Duration, func(n int, err error) {
 			if err != nil {
 				log.Error("expiry sweep failed", "err", err)
 			} else if n > 0 {
@@ -183,7 +215,9 @@ func serve(args []string, stderr io.Writer) error {
 			}
 		})
 	})
-	bg(func() { probeLoop(ctx, caps, dialer, log) })
+	if withSMTP {
+		bg(func() { probeLoop(ctx, caps, dialer, log) })
+	}
 	bg(func() {
 		if err := control.Serve(ctx, ctlLn, ops, log); err != nil {
 			log.Error("control socket stopped", "err", err)
@@ -192,8 +226,20 @@ func serve(args []string, stderr io.Writer) error {
 	bg(func() { reloadLoop(ctx, lset, tlsh, log) })
 	bg(func() { tp.Run(ctx) })
 
-	errc := make(chan error, len(lns))
-	for _, ln := range lns {
+	errc := make(chan error, len(lns)+1)
+	if policyLn != nil {
+		ps, err := newPolicyServer(cfg, log, classifier, st)
+		if err != nil {
+			stop()
+			wg.Wait()
+			return err
+		}
+		lns = append(lns, policyLn)
+		log.Info("policy server listening", "addr", cfg.Policy.Listen, "whitelist_entries", ps.Whitelist.Load().Len(), "store", cfg.Store.Path)
+		go func() { errc <- ps.Serve(ctx, policyLn) }()
+		bg(func() { policyReloadLoop(ctx, ps, cfg, log) })
+	}
+	for _, ln := range lns[:len(smtpListen)] {
 		log.Info("listening", "addr", ln.Addr().String(), "backend", cfg.Backend.Address, "handoff", cfg.Backend.Handoff, "store", cfg.Store.Path)
 		go func() { errc <- srv.Serve(ctx, ln) }()
 	}

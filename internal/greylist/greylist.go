@@ -10,6 +10,8 @@ package greylist
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -25,7 +27,10 @@ type Greylister struct {
 	Params   store.GreyParams
 	PrefixV4 int
 	PrefixV6 int
-	Now      func() time.Time // for tests; nil means time.Now
+	// Privacy stores tuple keys as SHA-1 hashes and no client address
+	// (postgrey's --privacy).
+	Privacy bool
+	Now     func() time.Time // for tests; nil means time.Now
 }
 
 // Decision is the result of one attempt.
@@ -44,7 +49,11 @@ func (g *Greylister) Check(ctx context.Context, client netip.Addr, sender, rcpt 
 		now = g.Now()
 	}
 	key := Key(client, g.PrefixV4, g.PrefixV6, sender, rcpt)
-	e, out, err := g.Store.Greylist(ctx, key, client.Unmap().String(), now, g.Params)
+	addr := client.Unmap().String()
+	if g.Privacy {
+		key, addr = HashKey(key), ""
+	}
+	e, out, err := g.Store.Greylist(ctx, key, addr, now, g.Params)
 	if err != nil {
 		return Decision{}, fmt.Errorf("greylist %q: %w", key, err)
 	}
@@ -59,6 +68,12 @@ func (g *Greylister) Check(ctx context.Context, client netip.Addr, sender, rcpt 
 // recipient. The sender "" is the null reverse-path.
 func Key(client netip.Addr, v4bits, v6bits int, sender, rcpt string) string {
 	return ClientPrefix(client, v4bits, v6bits).String() + " " + NormalizeSender(sender) + " " + strings.ToLower(rcpt)
+}
+
+// HashKey is the stored form of a tuple key under Privacy.
+func HashKey(key string) string {
+	h := sha1.Sum([]byte(key))
+	return hex.EncodeToString(h[:])
 }
 
 // ClientPrefix masks a client address to its greylisting prefix.

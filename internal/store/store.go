@@ -129,6 +129,10 @@ type Store interface {
 	// Expire deletes entries that expired at or before now and reports how
 	// many it removed.
 	Expire(ctx context.Context, now time.Time) (int, error)
+	// CountPass counts one greylist pass of the client at addrKey towards
+	// auto-whitelisting (postgrey's rule: at most one per gap) and returns
+	// the count; a counter unused for ttl starts again.
+	CountPass(ctx context.Context, addrKey string, now time.Time, gap, ttl time.Duration) (int64, error)
 	Close() error
 }
 
