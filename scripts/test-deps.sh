@@ -11,6 +11,11 @@
 # or start the system Postfix on port 25: internal/testenv starts private
 # instances of its own on loopback ports, and run.sh its demo backend.
 #
+# postgrey (the policy server greypit replaces) and db_dump (db-util) are
+# for the policy server's drop-in test and importer; the package's
+# postgrey service is not started (no systemd in tests; the tests run
+# /usr/sbin/postgrey themselves on a loopback port).
+#
 # Later components join the list with their issues: redis-server (shared
 # store) and chromium go into pkg_of and the default `want` below.
 set -euo pipefail
@@ -21,9 +26,11 @@ declare -A pkg_of=(
 	[postconf]=postfix
 	[postqueue]=postfix
 	[swaks]=swaks
+	[postgrey]=postgrey
+	[db_dump]=db-util
 )
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(postfix postconf postqueue swaks)
+[ ${#want[@]} -gt 0 ] || want=(postfix postconf postqueue swaks postgrey db_dump)
 
 missing=()
 for cmd in "${want[@]}"; do
