@@ -167,7 +167,7 @@ func Default() *Config {
 			PrefixV6:    64,
 		},
 		Store: Store{
-			Path:        "/var/lib/greypit/greypit.db",
+			Path:           "/var/lib/greypit/greypit.db",
 			ExpireEvery:    Duration{time.Minute},
 			GreyFlushEvery: Duration{time.Second},
 		},

@@ -179,7 +179,6 @@ func TestGreylistDialogue(t *testing.T) {
 	}
 }
 
-
 // Requests greypit does not decide get DUNNO, and garbage, floods and
 // over-long lines never desynchronise the connection.
 func TestRobustness(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -39,6 +40,8 @@ type Bolt struct {
 	db       *bolt.DB
 	path     string
 	readOnly bool
+	lens     [2]prefixLens // white, black: see prefixlens.go
+	closed   atomic.Bool   // for MatchAll's no-transaction path
 }
 
 var _ Store = (*Bolt)(nil)
@@ -95,7 +98,12 @@ func (b *Bolt) init() error {
 		return nil
 	}
 	if b.readOnly {
-		return b.db.View(func(tx *bolt.Tx) error { return check(tx.Bucket(metaBucket)) })
+		return b.db.View(func(tx *bolt.Tx) error {
+			if err := check(tx.Bucket(metaBucket)); err != nil {
+				return err
+			}
+			return b.scanLens(tx)
+		})
 	}
 	return b.db.Update(func(tx *bolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(metaBucket)
@@ -113,7 +121,7 @@ func (b *Bolt) init() error {
 				return err
 			}
 		}
-		return nil
+		return b.scanLens(tx)
 	})
 }
 
@@ -122,6 +130,7 @@ func (b *Bolt) Path() string { return b.path }
 
 // Close releases the file and its lock.
 func (b *Bolt) Close() error {
+	b.closed.Store(true)
 	if err := b.db.Close(); err != nil {
 		return fmt.Errorf("store: close %s: %w", b.path, err)
 	}
@@ -157,6 +166,7 @@ func put(tx *bolt.Tx, e Entry) error {
 	if bk == nil {
 		return fmt.Errorf("store: put %s entry %q: %w", e.Kind, e.Key, bolt.ErrDatabaseReadOnly)
 	}
+
 	if err := bk.Put([]byte(e.Key), v); err != nil {
 		return fmt.Errorf("store: put %s entry %q: %w", e.Kind, e.Key, err)
 	}
@@ -286,6 +296,9 @@ func (b *Bolt) MatchAll(ctx context.Context, k Kind, addr netip.Addr) ([]Entry, 
 		return nil, errors.New("store: match: invalid address")
 	}
 	addr = addr.Unmap().WithZone("")
+	if !b.lensFor(k).any(addr.Is4()) && !b.closed.Load() {
+		return nil, ctx.Err() // no key of this family: no transaction needed
+	}
 	now := time.Now()
 	var out []Entry
 	err := b.view(ctx, "match", func(tx *bolt.Tx) error {
@@ -296,7 +309,11 @@ func (b *Bolt) MatchAll(ctx context.Context, k Kind, addr netip.Addr) ([]Entry, 
 		// The keys are built in one buffer: this runs for every
 		// connection, twice, with up to 129 candidate keys.
 		var buf [64]byte
+		lens := b.lensFor(k)
 		for bits := addr.BitLen(); bits >= 0; bits-- {
+			if !lens.has(addr.Is4(), bits) {
+				continue
+			}
 			key := addr.AppendTo(buf[:0]) // AddrKey
 			if bits < addr.BitLen() {
 				key = netip.PrefixFrom(addr, bits).Masked().AppendTo(buf[:0]) // PrefixKey
@@ -324,6 +341,7 @@ func (b *Bolt) Put(ctx context.Context, e Entry) error {
 	if err := CheckEntry(e); err != nil {
 		return err
 	}
+	b.noteKey(e.Kind, e.Key)
 	return b.update(ctx, "put", func(tx *bolt.Tx) error { return own(put(tx, e)) })
 }
 
@@ -503,6 +521,7 @@ func (b *Bolt) Refresh(ctx context.Context, key, reason, source string, now time
 		return Entry{}, fmt.Errorf("store: refresh %q: ttl %v is not positive", key, ttl)
 	}
 	now = now.Round(0)
+	b.noteKey(White, key)
 	var out Entry
 	err := b.batch(ctx, "refresh", func(tx *bolt.Tx) error {
 		old, found, err := getLive(tx, White, key, now)

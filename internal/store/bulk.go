@@ -13,6 +13,7 @@ func (b *Bolt) PutAll(ctx context.Context, es []Entry) error {
 		if err := CheckEntry(e); err != nil {
 			return err
 		}
+		b.noteKey(e.Kind, e.Key)
 	}
 	return b.update(ctx, "put all", func(tx *bolt.Tx) error {
 		for _, e := range es {
