@@ -148,7 +148,7 @@ func run(servers, concs, mixes string, dur time.Duration, fill int, greypitBin s
 		}
 	}
 	fmt.Printf("# %s, %d CPUs, load average %s", time.Now().UTC().Format(time.RFC3339), numCPU(), loadavg())
-	fmt.Printf("%-9s %4s %-9s %9s %10s %9s %9s %9s\n", "server", "conc", "mix", "requests", "req/s", "p50", "p99", "max")
+	fmt.Printf("%-9s %4s %-9s %9s %10s %9s %9s %9s %10s\n", "server", "conc", "mix", "requests", "req/s", "p50", "p99", "max", "cpu/req")
 	seq := &atomic.Int64{}
 	for _, s := range strings.Split(servers, ",") {
 		t, err := start(s, greypitBin)
@@ -157,13 +157,15 @@ func run(servers, concs, mixes string, dur time.Duration, fill int, greypitBin s
 		}
 		for _, c := range ints(concs) {
 			for _, m := range strings.Split(mixes, ",") {
+				cpu0 := cpuTime(t.cmd.Process.Pid)
 				r, err := load(t.addr, c, m, dur, 0, seq)
 				if err != nil {
 					t.stop()
 					return fmt.Errorf("%s c=%d %s: %w", s, c, m, err)
 				}
-				fmt.Printf("%-9s %4d %-9s %9d %10.0f %9s %9s %9s\n", s, c, m, r.n, float64(r.n)/r.elapsed.Seconds(),
-					r.pct(0.50), r.pct(0.99), r.pct(1))
+				cpu := cpuTime(t.cmd.Process.Pid) - cpu0
+				fmt.Printf("%-9s %4d %-9s %9d %10.0f %9s %9s %9s %8.1fµs\n", s, c, m, r.n, float64(r.n)/r.elapsed.Seconds(),
+					r.pct(0.50), r.pct(0.99), r.pct(1), float64(cpu)/float64(max(r.n, 1))/1e3)
 			}
 		}
 		t.stop()
@@ -379,6 +381,24 @@ func rss(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// cpuTime is the user+system CPU the process used so far
+// (/proc/PID/stat utime and stime, in clock ticks of 10 ms).
+func cpuTime(pid int) time.Duration {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	s := string(b)
+	i := strings.LastIndexByte(s, ')') // the command name may hold spaces
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond
 }
 
 func loadavg() string {

@@ -228,6 +228,9 @@ func (s *Server) Decide(ctx context.Context, r *Request, cs *connState) string {
 	}
 	addr = addr.Unmap()
 	log := func(action, reason string, more ...any) {
+		if !s.Log.Enabled(ctx, slog.LevelInfo) {
+			return // the attributes would be built for nothing
+		}
 		s.Log.Info("policy", append([]any{"action", action, "reason", reason, "client_address", r.ClientAddress,
 			"client_name", r.ClientName, "sender", r.Sender, "recipient", r.Recipient}, more...)...)
 	}
@@ -266,7 +269,9 @@ func (s *Server) Decide(ctx context.Context, r *Request, cs *connState) string {
 	switch gd.Outcome {
 	case store.GreyNew, store.GreyEarly:
 		secs := int64((gd.RetryIn + time.Second - 1) / time.Second)
-		log("greylist", gd.Outcome.String(), "retry_in", secs)
+		if s.Log.Enabled(ctx, slog.LevelInfo) {
+			log("greylist", gd.Outcome.String(), "retry_in", secs)
+		}
 		return s.greyAction(r, secs)
 	}
 	if !e.Passed.Equal(e.Updated) {
