@@ -167,7 +167,7 @@ func decode(k Kind, key, v []byte) (Entry, error) {
 }
 
 func put(tx *bolt.Tx, e Entry) error {
-	v, err := json.Marshal(e)
+	v, err := encodeEntry(nil, e)
 	if err != nil {
 		return fmt.Errorf("store: encode %s entry %q: %w", e.Kind, e.Key, err)
 	}

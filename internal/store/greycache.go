@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -173,9 +175,15 @@ func (c *GreyCache) Flush(ctx context.Context) error {
 	if len(batch) == 0 {
 		return nil
 	}
+	// In key order the tree is walked once instead of jumped around in.
+	order := make([]int32, len(batch))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(batch[a].Key, batch[b].Key) })
 	err := c.update(ctx, "flush greylist", func(tx *bolt.Tx) error {
-		for _, e := range batch {
-			if err := put(tx, e); err != nil {
+		for _, i := range order {
+			if err := put(tx, batch[i]); err != nil {
 				return own(err)
 			}
 		}

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"bufio"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -188,5 +190,47 @@ func TestPolicyDropIn(t *testing.T) {
 	expectDelivered("imported")
 	if r := send("127.0.0.32", "other@example.test", "imported new"); r.Code != 24 {
 		t.Errorf("a new tuple after import was not greylisted:\n%s", r)
+	}
+}
+
+// The policy server inside `greypit serve`: the same store as the SMTP
+// front line, and `greypit db` sees a sighting not yet flushed.
+func TestPolicyInServe(t *testing.T) {
+	paddr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	g := startGreypit(t, greypitOpts{backend: testenv.ClosedPort(t), extra: "\n[policy]\nlisten = \"" + paddr + "\"\n",
+		sets: []string{"store.grey_flush_every=1h"}})
+	c := testenv.Dial(t, "", paddr)
+	br := bufio.NewReader(c)
+	ask := func(req string) string {
+		t.Helper()
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		l, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		br.ReadString('\n')
+		return l
+	}
+	req := "request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=127.0.0.44\nclient_name=unknown\n" +
+		"sender=bob@example.org\nrecipient=kim@example.test\netrn_domain=\n\n"
+	if got := ask(req); !strings.HasPrefix(got, "action=DEFER_IF_PERMIT 4.2.0 Greylisted") {
+		t.Fatalf("first request: %q", got)
+	}
+	if got := ask("request=other\n\n"); got != "action=DUNNO\n" {
+		t.Errorf("unknown request: %q", got)
+	}
+	if out, code := g.DB("list", "-type", "grey"); code != 0 || !strings.Contains(out, "127.0.0.0/24 bob@example.org kim@example.test") {
+		t.Errorf("db list -type grey (exit %d):\n%s", code, out)
+	}
+	// The SMTP front line greylists the same tuple key: its first attempt
+	// is an early retry of the policy server's sighting.
+	r := g.swaks("127.0.0.44", "kim@example.test", "via smtp", "--from", "bob@example.org")
+	if !strings.Contains(r.Out, "451") {
+		t.Errorf("SMTP attempt:\n%s", r)
+	}
+	if out, _ := g.DB("list", "-type", "grey", "-json"); !strings.Contains(out, `"count":2`) {
+		t.Errorf("grey entries after the SMTP attempt:\n%s", out)
 	}
 }
