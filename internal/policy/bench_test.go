@@ -25,30 +25,10 @@ import (
 func BenchmarkDecide(b *testing.B) {
 	for _, mix := range []string{"new", "repeat90"} {
 		b.Run(mix, func(b *testing.B) {
-			db, err := store.OpenBolt(filepath.Join(b.TempDir(), "g.db"), store.BoltOptions{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			gc := store.NewGreyCache(db)
-			defer gc.Close()
+			s, gc := benchServer(b)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			go gc.Run(ctx, time.Second, nil)
-			ls, _ := lists.NewSet(nil, nil)
-			w, err := LoadWhitelist([]string{"testdata/postgrey/whitelist_clients"}, []string{"testdata/postgrey/whitelist_recipients"})
-			if err != nil {
-				b.Fatal(err)
-			}
-			s := &Server{
-				Config: Config{GreylistAction: "DEFER_IF_PERMIT", GreylistText: "Greylisted %r", BlackAction: "DEFER",
-					AutoWhitelist: 5, WhiteTTL: time.Hour},
-				Log:        slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})),
-				Classifier: &classify.Classifier{Lists: ls, Store: gc},
-				Store:      gc,
-				Greylist: &greylist.Greylister{Store: gc, PrefixV4: 24, PrefixV6: 64,
-					Params: store.GreyParams{PassDelay: 5 * time.Minute, RetryWindow: time.Hour, PassedTTL: time.Hour}},
-			}
-			s.Whitelist.Store(w)
 			// Requests are made in batches of 1000 outside the timer.
 			const batch = 1000
 			var (
