@@ -39,6 +39,7 @@ func main() {
 	fill := flag.Int("fill", 0, "after the cases, store this many tuples in greypit and report memory per tuple")
 	greypit := flag.String("greypit", "", "greypit binary (default: built from this repository)")
 	serveDunno := flag.String("serve-dunno", "", "internal: run the DUNNO server on this address")
+	flag.Var(&greypitSets, "set", "extra greypit `section.key=value` override (repeatable)")
 	flag.Parse()
 	if *serveDunno != "" {
 		runDunno(*serveDunno)
@@ -49,6 +50,14 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// greypitSets are extra -set overrides for greypit (experiments).
+var greypitSets setList
+
+type setList []string
+
+func (s *setList) String() string     { return strings.Join(*s, " ") }
+func (s *setList) Set(v string) error { *s = append(*s, v); return nil }
 
 type target struct {
 	name string
@@ -100,7 +109,11 @@ func start(name, greypitBin string) (*target, error) {
 		// postgrey's command line; log.level=warn because greypit logs
 		// every deferral at info (postgrey's log goes to its stderr file
 		// below, like greypit's).
-		t.cmd = exec.Command(greypitBin, "policy", "--inet="+addr, "--dbdir="+dir, "--delay=300", "-set", "log.level=warn")
+		args := []string{"policy", "--inet=" + addr, "--dbdir=" + dir, "--delay=300", "-set", "log.level=warn"}
+		for _, s := range greypitSets {
+			args = append(args, "-set", s)
+		}
+		t.cmd = exec.Command(greypitBin, args...)
 	case "postgrey":
 		if u, err := user.Lookup("postgrey"); err == nil {
 			uid, _ := strconv.Atoi(u.Uid)
