@@ -2,18 +2,23 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/greypit/greypit/internal/greylist"
 	"github.com/greypit/greypit/internal/testenv"
 )
 
@@ -232,5 +237,131 @@ func TestPolicyInServe(t *testing.T) {
 	}
 	if out, _ := g.DB("list", "-type", "grey", "-json"); !strings.Contains(out, `"count":2`) {
 		t.Errorf("grey entries after the SMTP attempt:\n%s", out)
+	}
+}
+
+// kill -9 under load, then restart: every white entry acknowledged before
+// the kill is there, and the greylist sightings lost are only those of the
+// last flush interval (store.grey_flush_every, 1s by default) before it.
+func TestPolicyCrash(t *testing.T) {
+	paddr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	g := startGreypit(t, greypitOpts{backend: testenv.ClosedPort(t), extra: "\n[policy]\nlisten = \"" + paddr + "\"\n",
+		sets: []string{"log.level=warn"}})
+	var (
+		mu     sync.Mutex
+		seen   = map[string]time.Time{} // tuple key -> when its answer arrived
+		whites []string
+		stop   = make(chan struct{})
+		wg     sync.WaitGroup
+	)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", paddr)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			br := bufio.NewReader(c)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				sender := letters(w*1000000+i) + "@example.org" // digits would be normalised away
+				client := fmt.Sprintf("10.%d.%d.1", w, i%256)
+				req := "request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=" + client +
+					"\nclient_name=unknown\nsender=" + sender + "\nrecipient=kim@example.test\n\n"
+				if _, err := io.WriteString(c, req); err != nil {
+					return
+				}
+				l, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				br.ReadString('\n')
+				if strings.HasPrefix(l, "action=DEFER_IF_PERMIT") {
+					mu.Lock()
+					seen[greylist.Key(netip.MustParseAddr(client), 24, 64, sender, "kim@example.test")] = time.Now()
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			a := fmt.Sprintf("192.0.2.%d", i%250+1)
+			if _, code := runGreypit("db", "-config", g.Config, "add", "-type", "white", a); code == 0 {
+				mu.Lock()
+				whites = append(whites, a)
+				mu.Unlock()
+			}
+		}
+	}()
+	time.Sleep(3 * time.Second) // the load runs; nothing to wait for
+	g.Kill9()
+	killed := time.Now()
+	close(stop)
+	wg.Wait()
+	g.Start()
+
+	out, code := g.DB("list", "-json")
+	if code != 0 {
+		t.Fatalf("db list after restart: %s", out)
+	}
+	keys := map[string]bool{}
+	dec := json.NewDecoder(strings.NewReader(out))
+	for {
+		var e struct{ Key string }
+		if err := dec.Decode(&e); err != nil {
+			break
+		}
+		keys[e.Key] = true
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, w := range whites {
+		if !keys[w] {
+			t.Errorf("white entry %s acknowledged before the kill is gone", w)
+		}
+	}
+	window := time.Second + time.Second // one flush interval, plus a flush in progress on a loaded machine
+	lost, old := 0, 0
+	for k, at := range seen {
+		if keys[k] {
+			continue
+		}
+		lost++
+		if killed.Sub(at) > window {
+			old++
+		}
+	}
+	t.Logf("%d sightings answered, %d lost (all within %v of the kill: %v); %d white entries acknowledged", len(seen), lost, window, old == 0, len(whites))
+	if len(seen) < 200 || len(whites) == 0 {
+		t.Fatalf("too little load: %d sightings, %d white entries", len(seen), len(whites))
+	}
+	if old > 0 {
+		t.Errorf("%d sightings lost that were answered more than %v before the kill", old, window)
+	}
+}
+
+// letters spells n in base 26.
+func letters(n int) string {
+	b := []byte{}
+	for {
+		b = append(b, byte('a'+n%26))
+		n /= 26
+		if n == 0 {
+			return string(b)
+		}
 	}
 }
