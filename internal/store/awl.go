@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -57,4 +58,29 @@ func countPassStep(old []byte, now time.Time, gap time.Duration) (count, last in
 		return count + 1, now.Unix()
 	}
 	return count, last
+}
+
+// expireAWL deletes the auto-whitelist counters that expired at or before
+// now.
+func expireAWL(tx *bolt.Tx, now time.Time) (int, error) {
+	bk := tx.Bucket(awlBucket)
+	if bk == nil {
+		return 0, nil
+	}
+	var dead [][]byte
+	err := bk.ForEach(func(k, v []byte) error {
+		if len(v) != awlValueLen || int64(binary.BigEndian.Uint64(v[16:])) <= now.Unix() {
+			dead = append(dead, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range dead {
+		if err := bk.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(dead), nil
 }

@@ -584,7 +584,9 @@ func (b *Bolt) Expire(ctx context.Context, now time.Time) (int, error) {
 			}
 			n += len(dead)
 		}
-		return nil
+		m, err := expireAWL(tx, now)
+		n += m
+		return err
 	})
 	if err != nil {
 		return 0, err

@@ -81,4 +81,11 @@ func TestCountPass(t *testing.T) {
 	if _, err := b.CountPass(ctx, "192.0.2.1/32", t0, time.Hour, time.Hour); err == nil {
 		t.Error("a non-canonical key was counted")
 	}
+	// The sweep removes a stale counter (it expires 24h after t0+30h).
+	if n, err := b.Expire(ctx, t0.Add(55*time.Hour)); err != nil || n != 1 {
+		t.Errorf("expire: %d %v, want 1 counter removed", n, err)
+	}
+	if n, _ := b.CountPass(ctx, "192.0.2.1", t0.Add(55*time.Hour), time.Hour, 24*time.Hour); n != 1 {
+		t.Errorf("after the sweep: count %d, want 1", n)
+	}
 }
