@@ -11,24 +11,42 @@ import (
 // sighting is encoded once per flush, and encoding/json was a fifth of the
 // flush's cost.
 func encodeEntry(b []byte, e Entry) ([]byte, error) {
+	return encode(b, e, true)
+}
+
+// encodeGrey is a batched grey sighting's value: the same JSON without
+// "type" and "key", which the bucket and the bbolt key already hold (decode
+// takes them from there, in this version and the ones before it). The
+// value is about a third smaller, so a flush writes fewer pages.
+func encodeGrey(b []byte, e Entry) ([]byte, error) {
+	return encode(b, e, false)
+}
+
+func encode(b []byte, e Entry, withKey bool) ([]byte, error) {
 	for _, t := range []time.Time{e.Created, e.Updated, e.Expires, e.Pass, e.Passed} {
 		if y := t.Year(); y < 0 || y > 9999 {
 			return json.Marshal(e) // its error names the problem
 		}
 	}
-	b = append(b, `{"type":`...)
-	b = appendString(b, string(e.Kind))
-	b = append(b, `,"key":`...)
-	b = appendString(b, e.Key)
+	b = append(b, '{')
+	if withKey {
+		b = append(b, `"type":`...)
+		b = appendString(b, string(e.Kind))
+		b = append(b, `,"key":`...)
+		b = appendString(b, e.Key)
+		b = append(b, ',')
+	}
 	if e.Reason != "" {
-		b = append(b, `,"reason":`...)
+		b = append(b, `"reason":`...)
 		b = appendString(b, e.Reason)
+		b = append(b, ',')
 	}
 	if e.Source != "" {
-		b = append(b, `,"source":`...)
+		b = append(b, `"source":`...)
 		b = appendString(b, e.Source)
+		b = append(b, ',')
 	}
-	b = appendTime(append(b, `,"created":`...), e.Created)
+	b = appendTime(append(b, `"created":`...), e.Created)
 	b = appendTime(append(b, `,"updated":`...), e.Updated)
 	if !e.Expires.IsZero() {
 		b = appendTime(append(b, `,"expires":`...), e.Expires)

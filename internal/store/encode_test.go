@@ -29,5 +29,26 @@ func FuzzEncodeEntry(f *testing.F) {
 		if (werr == nil) != (gerr == nil) || !bytes.Equal(got, want) {
 			t.Fatalf("encodeEntry:\n %s (%v)\njson.Marshal:\n %s (%v)", got, gerr, want, werr)
 		}
+		if werr != nil {
+			return
+		}
+		// The grey form without type and key decodes to the same entry.
+		g, err := encodeGrey(nil, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := decode(e.Kind, []byte(e.Key), g)
+		if err != nil {
+			t.Fatalf("decode %s: %v", g, err)
+		}
+		full, err := decode(e.Kind, []byte(e.Key), want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _ := json.Marshal(d)
+		b, _ := json.Marshal(full)
+		if !bytes.Equal(a, b) {
+			t.Fatalf("grey form %s decodes to\n %s\nthe full form to\n %s", g, a, b)
+		}
 	})
 }

@@ -182,9 +182,15 @@ func (c *GreyCache) Flush(ctx context.Context) error {
 	}
 	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(batch[a].Key, batch[b].Key) })
 	err := c.update(ctx, "flush greylist", func(tx *bolt.Tx) error {
+		bk := bucket(tx, Grey)
 		for _, i := range order {
-			if err := put(tx, batch[i]); err != nil {
-				return own(err)
+			e := &batch[i]
+			v, err := encodeGrey(nil, *e)
+			if err != nil {
+				return own(fmt.Errorf("store: encode grey entry %q: %w", e.Key, err))
+			}
+			if err := bk.Put([]byte(e.Key), v); err != nil {
+				return own(fmt.Errorf("store: put grey entry %q: %w", e.Key, err))
 			}
 		}
 		return nil
