@@ -178,8 +178,8 @@ func srs0(s string) (string, bool) {
 		f[i], rest = rest[:j], rest[j+1:]
 	}
 	at := strings.LastIndexByte(rest, '@')
-	if at <= 0 || at == len(rest)-1 {
-		return "", false
+	if at <= 0 || at == len(rest)-1 || strings.IndexByte(rest[:at], '\n') >= 0 {
+		return "", false // (the local part never holds a line break in real mail)
 	}
 	return rest[:at] + "@" + f[2], true
 }
