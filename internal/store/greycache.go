@@ -143,14 +143,37 @@ func (c *GreyCache) Delete(ctx context.Context, k Kind, key string) (bool, error
 	if k != Grey {
 		return c.Bolt.Delete(ctx, k, key)
 	}
-	if err := c.Flush(ctx); err != nil {
-		return false, err
+	var existed bool
+	err := c.replace(key, func() (err error) {
+		existed, err = c.Bolt.Delete(ctx, k, key)
+		return err
+	})
+	return existed, err
+}
+
+// Put implements Store; a grey entry replaces any pending sighting of its
+// tuple (`greypit db load`).
+func (c *GreyCache) Put(ctx context.Context, e Entry) error {
+	if e.Kind != Grey {
+		return c.Bolt.Put(ctx, e)
 	}
+	return c.replace(e.Key, func() error { return c.Bolt.Put(ctx, e) })
+}
+
+// replace runs write, an operator's change of one tuple, with no flush in
+// progress and the tuple's pending sighting dropped, so no older sighting
+// is written over the change afterwards.
+func (c *GreyCache) replace(key string, write func() error) error {
+	if err := c.Flush(context.Background()); err != nil {
+		return err
+	}
+	c.flushMu.Lock()
+	defer c.flushMu.Unlock()
 	sh := c.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	delete(sh.dirty, key)
-	return c.Bolt.Delete(ctx, k, key)
+	return write()
 }
 
 // Flush writes every pending sighting in one transaction. When it returns

@@ -57,6 +57,14 @@ func TestGreyCache(t *testing.T) {
 	if _, o, _ := c.Greylist(ctx, "other", "c", t0.Add(2*time.Second), p); o != GreyNew {
 		t.Errorf("after delete: %v", o)
 	}
+	// A loaded entry replaces the pending sighting, also after a flush.
+	if err := c.Put(ctx, Entry{Kind: Grey, Key: "other", Created: t0, Updated: t0, Expires: t0.Add(time.Hour), Count: 42, Pass: t0}); err != nil {
+		t.Fatal(err)
+	}
+	c.Flush(ctx)
+	if e, err := b.Get(ctx, Grey, "other"); err != nil || e.Count != 42 {
+		t.Errorf("loaded entry after a flush: %+v %v", e, err)
+	}
 }
 
 // postgrey's auto-whitelist count: one per gap, restarted after the ttl,
