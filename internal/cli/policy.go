@@ -14,7 +14,6 @@ import (
 
 	"github.com/greypit/greypit/internal/classify"
 	"github.com/greypit/greypit/internal/config"
-	"github.com/greypit/greypit/internal/greylist"
 	"github.com/greypit/greypit/internal/policy"
 	"github.com/greypit/greypit/internal/store"
 )
@@ -104,18 +103,9 @@ func newPolicyServer(cfg *config.Config, log *slog.Logger, c *classify.Classifie
 		Log:        log,
 		Classifier: c,
 		Store:      st,
-		Greylist: &greylist.Greylister{
-			Store: st,
-			Params: store.GreyParams{
-				PassDelay:   cfg.Greylist.PassDelay.Duration,
-				RetryWindow: cfg.Greylist.RetryWindow.Duration,
-				PassedTTL:   cfg.Greylist.WhiteTTL.Duration,
-			},
-			PrefixV4: cfg.Greylist.PrefixV4,
-			PrefixV6: cfg.Greylist.PrefixV6,
-			Privacy:  p.Privacy,
-		},
+		Greylist:   newGreylister(cfg, st),
 	}
+	s.Greylist.Privacy = p.Privacy
 	s.Whitelist.Store(wl)
 	return s, nil
 }

@@ -128,16 +128,7 @@ func run(cfg *config.Config, stderr io.Writer, withSMTP bool) error {
 		Hostname:       cfg.BackendHelloName(),
 	}
 	caps := &handoff.Capabilities{MaxSize: cfg.SMTP.MaxMessageSize}
-	grey := &greylist.Greylister{
-		Store: st,
-		Params: store.GreyParams{
-			PassDelay:   cfg.Greylist.PassDelay.Duration,
-			RetryWindow: cfg.Greylist.RetryWindow.Duration,
-			PassedTTL:   cfg.Greylist.WhiteTTL.Duration,
-		},
-		PrefixV4: cfg.Greylist.PrefixV4,
-		PrefixV6: cfg.Greylist.PrefixV6,
-	}
+	grey := newGreylister(cfg, st)
 	srv := &server.Server{
 		Log:        log,
 		Classifier: classifier,
@@ -296,5 +287,20 @@ func reloadLoop(ctx context.Context, l *lists.Set, t *server.TLSHolder, log *slo
 			continue
 		}
 		log.Info("reloaded lists and certificate", "allow", l.Allow().Len(), "block", l.Block().Len())
+	}
+}
+
+// newGreylister is the greylist engine on st with the [greylist] timings;
+// the SMTP front line and the policy server each get one.
+func newGreylister(cfg *config.Config, st store.Store) *greylist.Greylister {
+	return &greylist.Greylister{
+		Store: st,
+		Params: store.GreyParams{
+			PassDelay:   cfg.Greylist.PassDelay.Duration,
+			RetryWindow: cfg.Greylist.RetryWindow.Duration,
+			PassedTTL:   cfg.Greylist.WhiteTTL.Duration,
+		},
+		PrefixV4: cfg.Greylist.PrefixV4,
+		PrefixV6: cfg.Greylist.PrefixV6,
 	}
 }
