@@ -10,10 +10,11 @@ package greylist
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"strings"
 	"time"
 
@@ -35,6 +36,9 @@ type Greylister struct {
 	// FailOpen passes an attempt the store cannot decide (store.unreachable
 	// = "open") instead of returning the error; Decision.StoreErr has it.
 	FailOpen bool
+	// Privacy stores tuple keys as SHA-1 hashes and no client address
+	// (postgrey's --privacy).
+	Privacy bool
 }
 
 // Decision is the result of one attempt.
@@ -92,7 +96,11 @@ func (g *Greylister) CheckAttempt(ctx context.Context, a Attempt) (Decision, err
 			return g.storeFailed(key, err)
 		}
 	}
-	e, out, err := g.Store.Greylist(ctx, key, a.Client.Unmap().String(), now, g.Params)
+	addr := a.Client.Unmap().String()
+	if g.Privacy {
+		key, addr = HashKey(key), ""
+	}
+	e, out, err := g.Store.Greylist(ctx, key, addr, now, g.Params)
 	if err != nil {
 		return g.storeFailed(key, err)
 	}
@@ -149,6 +157,12 @@ func Key(client netip.Addr, v4bits, v6bits int, sender, rcpt string) string {
 	return ClientPrefix(client, v4bits, v6bits).String() + " " + NormalizeSender(sender) + " " + strings.ToLower(rcpt)
 }
 
+// HashKey is the stored form of a tuple key under Privacy.
+func HashKey(key string) string {
+	h := sha1.Sum([]byte(key))
+	return hex.EncodeToString(h[:])
+}
+
 // ClientPrefix masks a client address to its greylisting prefix.
 func ClientPrefix(a netip.Addr, v4bits, v6bits int) netip.Prefix {
 	a = a.Unmap()
@@ -163,44 +177,147 @@ func ClientPrefix(a netip.Addr, v4bits, v6bits int) netip.Prefix {
 	return p
 }
 
-var (
-	// BATV (draft-levine-smtp-batv) prefixes "prvs=tag=" to the local part;
-	// Microsoft and others use variants of the same shape.
-	batvRE = regexp.MustCompile(`^(?:prvs|msprvs\d*|btv\d*)=[^=@]+=`)
-	// SRS0=hash=tt=domain=local@forwarder names the original sender; key on
-	// that, since hash and timestamp change with every message.
-	srs0RE = regexp.MustCompile(`^srs0[=+-][^=]+=[^=]+=([^=]+)=(.+)@[^@]+$`)
-	// VERP and per-message bounce tokens: runs of digits, and long tokens
-	// mixing letters and digits, become '#' (as postgrey does for digits).
-	digitsRE = regexp.MustCompile(`\d+`)
-	tokenRE  = regexp.MustCompile(`[0-9a-z]{16,}`)
-)
-
 // NormalizeSender lower-cases an envelope sender and strips the parts that
-// change from message to message. "" (null sender) stays "".
+// change from message to message. "" (null sender) stays "". It runs for
+// every RCPT, so it is written out rather than made of regexps; the rules:
+//
+//   - SRS0=hash=tt=domain=local@forwarder names the original sender: key on
+//     local@domain, since hash and timestamp change with every message;
+//   - BATV (draft-levine-smtp-batv) "prvs=tag=" before the local part, and
+//     Microsoft's and others' variants (msprvsN=, btvN=), are dropped; for
+//     "prvs=local=tag", the order some senders use, postgrey's rule picks
+//     the part that does not look like a tag;
+//   - a "+extension" is dropped;
+//   - VERP and per-message bounce tokens: runs of 16 or more letters and
+//     digits that contain a digit become '#', then every run of digits
+//     becomes '#' (as postgrey does for digits).
 func NormalizeSender(s string) string {
 	s = strings.ToLower(s)
 	if s == "" {
 		return ""
 	}
-	if m := srs0RE.FindStringSubmatch(s); m != nil {
-		s = m[2] + "@" + m[1]
+	if orig, ok := srs0(s); ok {
+		s = orig
 	}
 	at := strings.LastIndexByte(s, '@')
 	if at < 0 {
 		return s
 	}
-	local, domain := s[:at], s[at:]
-	local = batvRE.ReplaceAllString(local, "")
+	local, domain := batv(s[:at]), s[at:]
 	if i := strings.IndexByte(local, '+'); i > 0 {
 		local = local[:i]
 	}
-	local = tokenRE.ReplaceAllStringFunc(local, func(t string) string {
-		if strings.ContainsAny(t, "0123456789") {
-			return "#"
+	if !strings.ContainsAny(local, "0123456789") {
+		return local + domain
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(local); {
+		j := i
+		for j < len(local) && isAlnum(local[j]) {
+			j++
 		}
-		return t
-	})
-	local = digitsRE.ReplaceAllString(local, "#")
-	return local + domain
+		if j > i {
+			run := local[i:j]
+			if len(run) >= 16 && strings.ContainsAny(run, "0123456789") {
+				b = append(b, '#')
+			} else {
+				b = appendDigitsHashed(b, run)
+			}
+			i = j
+			continue
+		}
+		b = append(b, local[i])
+		i++
+	}
+	return string(b) + domain
+}
+
+func isAlnum(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' }
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// appendDigitsHashed appends run with each run of digits as one '#'.
+func appendDigitsHashed(b []byte, run string) []byte {
+	for i := 0; i < len(run); i++ {
+		if !isDigit(run[i]) {
+			b = append(b, run[i])
+			continue
+		}
+		b = append(b, '#')
+		for i+1 < len(run) && isDigit(run[i+1]) {
+			i++
+		}
+	}
+	return b
+}
+
+// srs0 returns local@domain of an SRS0 address "srs0=H=T=domain=local@fwd"
+// (the separator after srs0 may also be '+' or '-').
+func srs0(s string) (string, bool) {
+	if len(s) < 5 || !strings.HasPrefix(s, "srs0") || (s[4] != '=' && s[4] != '+' && s[4] != '-') {
+		return "", false
+	}
+	rest := s[5:]
+	var f [3]string
+	for i := range f {
+		j := strings.IndexByte(rest, '=')
+		if j <= 0 {
+			return "", false
+		}
+		f[i], rest = rest[:j], rest[j+1:]
+	}
+	at := strings.LastIndexByte(rest, '@')
+	if at <= 0 || at == len(rest)-1 || strings.IndexByte(rest[:at], '\n') >= 0 {
+		return "", false // (the local part never holds a line break in real mail)
+	}
+	return rest[:at] + "@" + f[2], true
+}
+
+// batv strips a BATV prefix from a local part.
+func batv(local string) string {
+	eq := strings.IndexByte(local, '=')
+	if eq < 0 {
+		return local
+	}
+	scheme := local[:eq]
+	switch {
+	case scheme == "prvs":
+	case strings.HasPrefix(scheme, "msprvs") && allDigits(scheme[6:]):
+	case strings.HasPrefix(scheme, "btv") && allDigits(scheme[3:]):
+	default:
+		return local
+	}
+	rest := local[eq+1:]
+	end := strings.IndexAny(rest, "=@")
+	if end <= 0 || rest[end] != '=' {
+		return local
+	}
+	tag, user := rest[:end], rest[end+1:]
+	// postgrey: "prvs=loc-core=tag-val" also occurs; take the part that
+	// does not look like a tag.
+	if scheme == "prvs" && !strings.Contains(user, "=") && looksLikeTag(user) && !looksLikeTag(tag) {
+		return tag
+	}
+	return user
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isDigit(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// looksLikeTag is postgrey's /^[0-9a-z]{10}/.
+func looksLikeTag(s string) bool {
+	if len(s) < 10 {
+		return false
+	}
+	for i := 0; i < 10; i++ {
+		if !isAlnum(s[i]) {
+			return false
+		}
+	}
+	return true
 }

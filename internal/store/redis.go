@@ -29,6 +29,7 @@ import (
 //	c:<addr>         a Candidate as JSON; ci: sorted set of candidate addresses
 //	h:<addr>         a Harvest as JSON, SET NX with its expiry; hi: index by expiry
 //	t:<client>       sorted set of that client's TrapHits (score = expiry, no TTL); ti: the clients
+//	a:<addr>         auto-whitelist counter (CountPass); ai: index by expiry
 //	ev               sorted set of Events, score = time in ms; evseq: their counter
 //
 // Read-modify-write operations (Greylist, Refresh, candidate evidence, trap
@@ -447,7 +448,13 @@ func (r *Redis) Expire(ctx context.Context, now time.Time) (int, error) {
 		}
 		n += m
 	}
-	m, err := r.expireTrapRecords(ctx, now)
+	// Auto-whitelist counters: the index by their own expiry.
+	m, err := expireIndex.Run(ctx, r.c, []string{r.prefix + "ai"}, max, r.awlKey("")).Int()
+	if err != nil {
+		return n, rerr("expire", err)
+	}
+	n += m
+	m, err = r.expireTrapRecords(ctx, now)
 	return n + m, err
 }
 
