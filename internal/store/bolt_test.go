@@ -37,7 +37,7 @@ func openTest(t *testing.T) (*Bolt, string) {
 // entries written with it as live.
 func now() time.Time { return time.Now().Truncate(time.Second) }
 
-func mustPut(t *testing.T, s Store, e Entry) {
+func mustPut(t testing.TB, s Store, e Entry) {
 	t.Helper()
 	if err := s.Put(context.Background(), e); err != nil {
 		t.Fatalf("Put(%s %q): %v", e.Kind, e.Key, err)
