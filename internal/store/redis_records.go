@@ -156,14 +156,18 @@ func (r *Redis) AddEvents(ctx context.Context, evs []Event) error {
 			return fmt.Errorf("store: encode event: %w", err)
 		}
 		seq++
-		zs[i] = redis.Z{
-			Score:  float64(ev.Time.UnixMilli()),
-			Member: fmt.Sprintf("%020d:%d:%s", max(ev.Time.UnixNano(), 0), seq, v),
-		}
+		zs[i] = redis.Z{Score: float64(ev.Time.UnixMilli()), Member: eventMember(ev.Time, seq, v)}
 	}
 	return rerr("add events", r.c.ZAdd(ctx, r.evKey(), zs...).Err())
 }
 
+// eventMember is an event's sorted-set member: its time, a sequence
+// number and the event's JSON.
+func eventMember(t time.Time, seq int64, v []byte) string {
+	return fmt.Sprintf("%020d:%d:%s", max(t.UnixNano(), 0), seq, v)
+}
+
+// decodeEventMember parses what eventMember made; false for anything else.
 func decodeEventMember(m string) (Event, bool) {
 	var ev Event
 	for range 2 {
