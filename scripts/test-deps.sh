@@ -13,6 +13,11 @@
 # or start the system Postfix on port 25: internal/testenv starts private
 # instances of its own on loopback ports, and run.sh its demo backend.
 #
+# postgrey (the policy server greypit replaces) and db_dump (db-util) are
+# for the policy server's drop-in test and importer; the package's
+# postgrey service is not started (no systemd in tests; the tests run
+# /usr/sbin/postgrey themselves on a loopback port).
+#
 # Later components join the list with their issues: redis-server (shared
 # store) and chromium go into pkg_of and the default `want` below.
 set -euo pipefail
@@ -29,9 +34,11 @@ declare -A pkg_of=(
 	[Net::SSLeay]=libnet-ssleay-perl
 	[IO::Socket::SSL]=libio-socket-ssl-perl
 	[dig]=dnsutils
+	[postgrey]=postgrey
+	[db_dump]=db-util
 )
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(postfix postconf postqueue swaks IO::Socket::INET6 Net::SSLeay IO::Socket::SSL dig)
+[ ${#want[@]} -gt 0 ] || want=(postfix postconf postqueue swaks IO::Socket::INET6 Net::SSLeay IO::Socket::SSL dig postgrey db_dump)
 
 # present reports whether a command (or, for a name with "::", a Perl
 # module) is installed.
