@@ -17,6 +17,7 @@ import (
 	"github.com/greypit/greypit/internal/greylist"
 	"github.com/greypit/greypit/internal/policy"
 	"github.com/greypit/greypit/internal/store"
+	"github.com/greypit/greypit/internal/traps"
 )
 
 // policyCmd is `greypit policy`: the policy server alone (no SMTP
@@ -84,7 +85,7 @@ func listenPolicy(addr string) (net.Listener, error) {
 
 // newPolicyServer builds the policy server on the front line's classifier,
 // store and greylist settings (grey), with postgrey's privacy option.
-func newPolicyServer(cfg *config.Config, log *slog.Logger, c *classify.Classifier, st store.Store, grey *greylist.Greylister) (*policy.Server, error) {
+func newPolicyServer(cfg *config.Config, log *slog.Logger, c *classify.Classifier, st store.Store, grey *greylist.Greylister, tc *traps.Checker) (*policy.Server, error) {
 	p := &cfg.Policy
 	wl, err := loadWhitelist(cfg, log)
 	if err != nil {
@@ -109,6 +110,7 @@ func newPolicyServer(cfg *config.Config, log *slog.Logger, c *classify.Classifie
 		Classifier: c,
 		Store:      st,
 		Greylist:   &g,
+		Traps:      tc,
 	}
 	s.Whitelist.Store(wl)
 	return s, nil

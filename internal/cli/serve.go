@@ -348,7 +348,7 @@ func run(cfg *config.Config, stderr io.Writer, withSMTP bool) error {
 
 	errc := make(chan error, len(lns)+1)
 	if policyLn != nil {
-		ps, err := newPolicyServer(cfg, log, classifier, obs, grey)
+		ps, err := newPolicyServer(cfg, log, classifier, obs, grey, srv.Traps)
 		if err != nil {
 			stop()
 			wg.Wait()
