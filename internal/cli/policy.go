@@ -14,8 +14,10 @@ import (
 
 	"github.com/greypit/greypit/internal/classify"
 	"github.com/greypit/greypit/internal/config"
+	"github.com/greypit/greypit/internal/greylist"
 	"github.com/greypit/greypit/internal/policy"
 	"github.com/greypit/greypit/internal/store"
+	"github.com/greypit/greypit/internal/traps"
 )
 
 // policyCmd is `greypit policy`: the policy server alone (no SMTP
@@ -81,12 +83,16 @@ func listenPolicy(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-func newPolicyServer(cfg *config.Config, log *slog.Logger, c *classify.Classifier, st store.Store) (*policy.Server, error) {
+// newPolicyServer builds the policy server on the front line's classifier,
+// store and greylist settings (grey), with postgrey's privacy option.
+func newPolicyServer(cfg *config.Config, log *slog.Logger, c *classify.Classifier, st store.Store, grey *greylist.Greylister, tc *traps.Checker) (*policy.Server, error) {
 	p := &cfg.Policy
 	wl, err := loadWhitelist(cfg, log)
 	if err != nil {
 		return nil, err
 	}
+	g := *grey
+	g.Privacy = p.Privacy
 	s := &policy.Server{
 		Config: policy.Config{
 			GreylistAction:  p.GreylistAction,
@@ -103,9 +109,9 @@ func newPolicyServer(cfg *config.Config, log *slog.Logger, c *classify.Classifie
 		Log:        log,
 		Classifier: c,
 		Store:      st,
-		Greylist:   newGreylister(cfg, st),
+		Greylist:   &g,
+		Traps:      tc,
 	}
-	s.Greylist.Privacy = p.Privacy
 	s.Whitelist.Store(wl)
 	return s, nil
 }

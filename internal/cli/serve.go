@@ -179,9 +179,6 @@ func run(cfg *config.Config, stderr io.Writer, withSMTP bool) error {
 	var policyLn net.Listener
 	if cfg.Policy.Listen != "" {
 		if policyLn, err = listenPolicy(cfg.Policy.Listen); err != nil {
-			for _, l := range lns {
-				l.Close()
-			}
 			return fmt.Errorf("policy.listen: %w", err)
 		}
 		defer policyLn.Close()
@@ -217,12 +214,11 @@ func run(cfg *config.Config, stderr io.Writer, withSMTP bool) error {
 		Hostname:       cfg.BackendHelloName(),
 	}
 	caps := &handoff.Capabilities{MaxSize: cfg.SMTP.MaxMessageSize}
-	grey := newGreylister(cfg, obs)
-	grey.Selective = classifier.Selective
-	grey.FailOpen = cfg.Store.Unreachable == config.StoreOpen
+	var spf *greylist.SPF
 	if cfg.Greylist.SPF && resolver != "" {
-		grey.SPF = &greylist.SPF{Resolver: dnsx.NetResolver(resolver), Timeout: cfg.Greylist.SPFTimeout.Duration}
+		spf = &greylist.SPF{Resolver: dnsx.NetResolver(resolver), Timeout: cfg.Greylist.SPFTimeout.Duration}
 	}
+	grey := newGreylister(cfg, obs, classifier.Selective, spf)
 	srv := &server.Server{
 		Log:        log,
 		Classifier: classifier,
@@ -356,10 +352,9 @@ func run(cfg *config.Config, stderr io.Writer, withSMTP bool) error {
 		})
 	}
 
-	started = true
 	errc := make(chan error, len(lns)+1)
 	if policyLn != nil {
-		ps, err := newPolicyServer(cfg, log, classifier, st)
+		ps, err := newPolicyServer(cfg, log, classifier, obs, grey, srv.Traps)
 		if err != nil {
 			stop()
 			wg.Wait()
@@ -370,6 +365,7 @@ func run(cfg *config.Config, stderr io.Writer, withSMTP bool) error {
 		go func() { errc <- ps.Serve(ctx, policyLn) }()
 		bg(func() { policyReloadLoop(ctx, ps, cfg, log) })
 	}
+	started = true
 	for _, ln := range lns[:len(smtpListen)] {
 		log.Info("listening", "addr", ln.Addr().String(), "backend", cfg.Backend.Address, "handoff", cfg.Backend.Handoff, "store", cfg.Store.Path)
 		go func() { errc <- srv.Serve(ctx, ln) }()
@@ -432,9 +428,10 @@ func reloadLoop(ctx context.Context, l *lists.Set, t *server.TLSHolder, log *slo
 	}
 }
 
-// newGreylister is the greylist engine on st with the [greylist] timings;
-// the SMTP front line and the policy server each get one.
-func newGreylister(cfg *config.Config, st store.Store) *greylist.Greylister {
+// newGreylister is the greylist engine on st with the [greylist] timings,
+// selective mode and SPF keying (spf may be nil); the SMTP front line and
+// the policy server share its settings.
+func newGreylister(cfg *config.Config, st store.Store, selective bool, spf *greylist.SPF) *greylist.Greylister {
 	return &greylist.Greylister{
 		Store: st,
 		Params: store.GreyParams{
@@ -442,7 +439,10 @@ func newGreylister(cfg *config.Config, st store.Store) *greylist.Greylister {
 			RetryWindow: cfg.Greylist.RetryWindow.Duration,
 			PassedTTL:   cfg.Greylist.WhiteTTL.Duration,
 		},
-		PrefixV4: cfg.Greylist.PrefixV4,
-		PrefixV6: cfg.Greylist.PrefixV6,
+		PrefixV4:  cfg.Greylist.PrefixV4,
+		PrefixV6:  cfg.Greylist.PrefixV6,
+		Selective: selective,
+		SPF:       spf,
+		FailOpen:  cfg.Store.Unreachable == config.StoreOpen,
 	}
 }

@@ -27,7 +27,6 @@ type Greylister struct {
 	Params   store.GreyParams
 	PrefixV4 int
 	PrefixV6 int
-	Now      func() time.Time // for tests; nil means time.Now
 	// SPF, if set, keys tuples of SPF-passing senders on their domain
 	// (see CheckAttempt). Selective lets a sender domain that passed
 	// greylisting with SPF before skip it (greylist.mode = "selective").
@@ -39,6 +38,7 @@ type Greylister struct {
 	// Privacy stores tuple keys as SHA-1 hashes and no client address
 	// (postgrey's --privacy).
 	Privacy bool
+	Now     func() time.Time // for tests; nil means time.Now
 }
 
 // Decision is the result of one attempt.
@@ -81,6 +81,10 @@ func (g *Greylister) CheckAttempt(ctx context.Context, a Attempt) (Decision, err
 		now = g.Now()
 	}
 	key := Key(a.Client, g.PrefixV4, g.PrefixV6, a.Sender, a.Rcpt)
+	addr := a.Client.Unmap().String()
+	if g.Privacy {
+		addr = ""
+	}
 	domain, spfPass := g.SPF.Pass(ctx, a.Client, a.Helo, a.Sender)
 	if spfPass {
 		if g.Selective {
@@ -88,7 +92,8 @@ func (g *Greylister) CheckAttempt(ctx context.Context, a Attempt) (Decision, err
 				return Decision{Key: KnownKey(domain), Outcome: store.GreyPass, SPFDomain: domain, Known: true}, nil
 			}
 		}
-		_, err := g.Store.Get(ctx, store.Grey, key)
+		// A tuple pending under the network key keeps it.
+		_, err := g.Store.Get(ctx, store.Grey, g.storedKey(key))
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			key = DomainKey(domain, a.Sender, a.Rcpt)
@@ -96,10 +101,7 @@ func (g *Greylister) CheckAttempt(ctx context.Context, a Attempt) (Decision, err
 			return g.storeFailed(key, err)
 		}
 	}
-	addr := a.Client.Unmap().String()
-	if g.Privacy {
-		key, addr = HashKey(key), ""
-	}
+	key = g.storedKey(key)
 	e, out, err := g.Store.Greylist(ctx, key, addr, now, g.Params)
 	if err != nil {
 		return g.storeFailed(key, err)
@@ -111,7 +113,7 @@ func (g *Greylister) CheckAttempt(ctx context.Context, a Attempt) (Decision, err
 	if out != store.GreyPass {
 		d.RetryIn = max(e.Pass.Sub(now), 0)
 	} else if spfPass && out == store.GreyPass {
-		g.rememberSender(ctx, domain, a.Client, now)
+		g.rememberSender(ctx, domain, addr, now)
 	}
 	return d, nil
 }
@@ -136,9 +138,18 @@ func DomainKey(domain, sender, rcpt string) string {
 // greylisting with SPF; selective mode lets such a domain skip it.
 func KnownKey(domain string) string { return "spf-known:" + strings.ToLower(domain) }
 
+// storedKey is the key a tuple is stored under: itself, or its hash in
+// privacy mode.
+func (g *Greylister) storedKey(key string) string {
+	if g.Privacy {
+		return HashKey(key)
+	}
+	return key
+}
+
 // rememberSender records (or extends) the known-sender entry of domain.
 // A failure only costs selective mode a shortcut, so it is not returned.
-func (g *Greylister) rememberSender(ctx context.Context, domain string, client netip.Addr, now time.Time) {
+func (g *Greylister) rememberSender(ctx context.Context, domain, client string, now time.Time) {
 	created := now
 	if e, err := g.Store.Get(ctx, store.Grey, KnownKey(domain)); err == nil {
 		if now.Sub(e.Updated) < 10*time.Minute {
@@ -148,7 +159,7 @@ func (g *Greylister) rememberSender(ctx context.Context, domain string, client n
 	}
 	g.Store.Put(ctx, store.Entry{Kind: store.Grey, Key: KnownKey(domain), Reason: "passed greylisting with SPF",
 		Source: "greylist", Created: created, Updated: now, Passed: now, Expires: now.Add(g.Params.PassedTTL),
-		Client: client.Unmap().String()})
+		Client: client})
 }
 
 // Key returns the tuple key for a client address, envelope sender and

@@ -35,6 +35,7 @@ type Request struct {
 	ProtocolState string // "RCPT", "DATA", ...
 	ClientAddress string
 	ClientName    string
+	HeloName      string
 	Sender        string
 	Recipient     string
 	Instance      string // one value per message: one X-Greylist header per message
@@ -61,6 +62,7 @@ const (
 	HasRecipient
 	HasInstance
 	HasEtrnDomain
+	HasHeloName
 )
 
 // ReadRequest reads one request: name=value lines up to an empty line. At
@@ -148,6 +150,8 @@ func (r *Request) parseAttr(line []byte) {
 		dst, flag = &r.ClientAddress, HasClientAddress
 	case "client_name":
 		dst, flag = &r.ClientName, HasClientName
+	case "helo_name":
+		dst, flag = &r.HeloName, HasHeloName
 	case "sender":
 		dst, flag = &r.Sender, HasSender
 	case "recipient":

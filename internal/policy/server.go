@@ -19,6 +19,7 @@ import (
 	"github.com/greypit/greypit/internal/classify"
 	"github.com/greypit/greypit/internal/greylist"
 	"github.com/greypit/greypit/internal/store"
+	"github.com/greypit/greypit/internal/traps"
 )
 
 // Config is what the policy server says and when.
@@ -55,6 +56,9 @@ type Server struct {
 	Classifier *classify.Classifier
 	Greylist   *greylist.Greylister
 	Store      store.Store
+	// Traps, if set, blacklists a grey client that names a spamtrap as
+	// sender or recipient (the same checker as the SMTP front line's).
+	Traps *traps.Checker
 	// Whitelist holds postgrey's whitelist files (nil: none); Reload
 	// replaces it.
 	Whitelist atomic.Pointer[Whitelist]
@@ -260,7 +264,23 @@ func (s *Server) Decide(ctx context.Context, r *Request, cs *connState) string {
 		return "DUNNO"
 	}
 
-	gd, err := s.Greylist.Check(ctx, addr, r.Sender, r.Recipient)
+	if s.Traps != nil {
+		h, _, hit, err := s.Traps.CheckAndRecord(ctx, addr, r.HeloName, r.Sender, r.Recipient)
+		switch {
+		case hit:
+			// Answered like a first sighting, so the trap is not revealed;
+			// the client is black from its next request on.
+			if err != nil {
+				log("greylist", "spamtrap hit not recorded", "trap", h.Address, "err", err)
+			} else {
+				log("greylist", "spamtrap", "trap", h.Address, "field", h.Field)
+			}
+			return s.greyAction(r, int64(s.Greylist.Params.PassDelay/time.Second))
+		case err != nil:
+			s.Log.Warn("policy: spamtrap check failed", "client_address", r.ClientAddress, "err", err)
+		}
+	}
+	gd, err := s.Greylist.CheckAttempt(ctx, greylist.Attempt{Client: addr, Helo: r.HeloName, Sender: r.Sender, Rcpt: r.Recipient})
 	if err != nil {
 		log("tempfail", "store unavailable", "err", err)
 		return "DEFER_IF_PERMIT 4.3.0 Temporary greylisting failure, try again later"

@@ -20,6 +20,7 @@ import (
 	"github.com/greypit/greypit/internal/lists"
 	"github.com/greypit/greypit/internal/store"
 	"github.com/greypit/greypit/internal/testenv"
+	"github.com/greypit/greypit/internal/traps"
 )
 
 type fixture struct {
@@ -277,5 +278,46 @@ func TestBlackAndWhitelists(t *testing.T) {
 	}
 	if got := p.ask(req("192.0.2.67", "a@b.test", "c@d.test")); !strings.HasPrefix(got, "DEFER_IF_PERMIT") {
 		t.Errorf("not whitelisted: %q", got)
+	}
+}
+
+// A grey client that names a spamtrap is answered like any first sighting
+// (the trap stays secret), blacklisted with the trap in the reason, and
+// refused from its next request on; postmaster is never a trap, and a
+// white client is not trapped.
+func TestTrapRecipient(t *testing.T) {
+	f := newFixture(t, func(s *Server) {
+		s.Traps = &traps.Checker{Classifier: s.Classifier, Store: s.Store, Domains: []string{"example.test"},
+			BlackTTL: time.Hour, MaxTTL: 24 * time.Hour, Keep: 24 * time.Hour, Now: s.Now}
+	})
+	ctx := context.Background()
+	if err := f.srv.Store.Put(ctx, store.Entry{Kind: store.Trap, Key: "bait@example.test"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.srv.Store.Put(ctx, store.Entry{Kind: store.White, Key: "192.0.2.99", Source: "db"}); err != nil {
+		t.Fatal(err)
+	}
+	p := dial(t, f.addr)
+	normal := p.ask(req("192.0.2.20", "spam@bot.example", "kim@example.test"))
+	trapped := p.ask(req("192.0.2.21", "spam@bot.example", "bait@example.test"))
+	if !strings.HasPrefix(trapped, "DEFER_IF_PERMIT 4.2.0 Greylisted") || strings.Contains(trapped, "trap") {
+		t.Errorf("trapped recipient answered %q (a normal one %q)", trapped, normal)
+	}
+	e, err := f.srv.Store.Get(ctx, store.Black, "192.0.2.21")
+	if err != nil || !strings.Contains(e.Reason, "bait@example.test") {
+		t.Fatalf("black entry after the trap: %+v, %v", e, err)
+	}
+	if got := p.ask(req("192.0.2.21", "spam@bot.example", "kim@example.test")); !strings.HasPrefix(got, "DEFER ") {
+		t.Errorf("trapped client's next request: %q", got)
+	}
+	// Outside traps.domains is a trap too; postmaster and abuse never are.
+	p.ask(req("192.0.2.30", "a@b.example", "postmaster@example.test"))
+	p.ask(req("192.0.2.31", "a@b.example", "abuse@foreign.example"))
+	p.ask(req("192.0.2.32", "a@b.example", "x@foreign.example"))
+	p.ask(req("192.0.2.99", "a@b.example", "bait@example.test"))
+	for ip, black := range map[string]bool{"192.0.2.30": false, "192.0.2.31": false, "192.0.2.32": true, "192.0.2.99": false} {
+		if _, err := f.srv.Store.Get(ctx, store.Black, ip); (err == nil) != black {
+			t.Errorf("%s black: %v, want %v", ip, err == nil, black)
+		}
 	}
 }
