@@ -285,7 +285,11 @@ func (b *Bolt) Get(ctx context.Context, k Kind, key string) (Entry, error) {
 
 // Match implements Store: the first of MatchAll.
 func (b *Bolt) Match(ctx context.Context, k Kind, addr netip.Addr) (Entry, error) {
-	es, err := b.MatchAll(ctx, k, addr)
+	return first(b.MatchAll(ctx, k, addr))
+}
+
+// first is Match's answer from MatchAll's.
+func first(es []Entry, err error) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
@@ -295,22 +299,31 @@ func (b *Bolt) Match(ctx context.Context, k Kind, addr netip.Addr) (Entry, error
 	return es[0], nil
 }
 
+// matchAddr checks MatchAll's arguments and returns the address as keys
+// spell it.
+func matchAddr(k Kind, addr netip.Addr) (netip.Addr, error) {
+	if k != White && k != Black {
+		return addr, fmt.Errorf("store: match: kind %q has no address keys (want white or black)", k)
+	}
+	if !addr.IsValid() {
+		return addr, errors.New("store: match: invalid address")
+	}
+	return addr.Unmap().WithZone(""), nil
+}
+
 // MatchAll implements Store. The candidate keys are addr itself and then
 // every prefix containing it, longest first.
 func (b *Bolt) MatchAll(ctx context.Context, k Kind, addr netip.Addr) ([]Entry, error) {
-	if k != White && k != Black {
-		return nil, fmt.Errorf("store: match: kind %q has no address keys (want white or black)", k)
+	addr, err := matchAddr(k, addr)
+	if err != nil {
+		return nil, err
 	}
-	if !addr.IsValid() {
-		return nil, errors.New("store: match: invalid address")
-	}
-	addr = addr.Unmap().WithZone("")
 	if !b.lensFor(k).any(addr.Is4()) && !b.closed.Load() {
 		return nil, ctx.Err() // no key of this family: no transaction needed
 	}
 	now := time.Now()
 	var out []Entry
-	err := b.view(ctx, "match", func(tx *bolt.Tx) error {
+	err = b.view(ctx, "match", func(tx *bolt.Tx) error {
 		bk := bucket(tx, k)
 		if bk == nil {
 			return nil
@@ -381,14 +394,22 @@ func (b *Bolt) Delete(ctx context.Context, k Kind, key string) (bool, error) {
 	return existed, err
 }
 
+// listKinds is the kinds List(k) covers: k, or all for "".
+func listKinds(k Kind) ([]Kind, error) {
+	if k == "" {
+		return Kinds, nil
+	}
+	if err := validKind(k); err != nil {
+		return nil, err
+	}
+	return []Kind{k}, nil
+}
+
 // List implements Store. fn runs inside a read transaction.
 func (b *Bolt) List(ctx context.Context, k Kind, fn func(Entry) error) error {
-	kinds := Kinds
-	if k != "" {
-		if err := validKind(k); err != nil {
-			return err
-		}
-		kinds = []Kind{k}
+	kinds, err := listKinds(k)
+	if err != nil {
+		return err
 	}
 	now := time.Now()
 	return b.view(ctx, "list", func(tx *bolt.Tx) error {

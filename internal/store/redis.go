@@ -232,27 +232,17 @@ func (r *Redis) Get(ctx context.Context, k Kind, key string) (Entry, error) {
 
 // Match implements Store: the first of MatchAll.
 func (r *Redis) Match(ctx context.Context, k Kind, addr netip.Addr) (Entry, error) {
-	es, err := r.MatchAll(ctx, k, addr)
-	if err != nil {
-		return Entry{}, err
-	}
-	if len(es) == 0 {
-		return Entry{}, ErrNotFound
-	}
-	return es[0], nil
+	return first(r.MatchAll(ctx, k, addr))
 }
 
 // MatchAll implements Store with one MGET of every candidate key (the
 // address and each prefix containing it, longest first: 33 keys for IPv4,
 // 129 for IPv6): one round trip, whatever is stored.
 func (r *Redis) MatchAll(ctx context.Context, k Kind, addr netip.Addr) ([]Entry, error) {
-	if k != White && k != Black {
-		return nil, fmt.Errorf("store: match: kind %q has no address keys (want white or black)", k)
+	addr, err := matchAddr(k, addr)
+	if err != nil {
+		return nil, err
 	}
-	if !addr.IsValid() {
-		return nil, errors.New("store: match: invalid address")
-	}
-	addr = addr.Unmap().WithZone("")
 	keys := make([]string, 0, addr.BitLen()+1)
 	names := make([]string, 0, addr.BitLen()+1)
 	for bits := addr.BitLen(); bits >= 0; bits-- {
@@ -332,12 +322,9 @@ const listChunk = 500
 // listChunk per MGET: O(n) memory for the key names and n/500 round trips,
 // fine for dumps and `greypit db list`, not for a hot path.
 func (r *Redis) List(ctx context.Context, k Kind, fn func(Entry) error) error {
-	kinds := Kinds
-	if k != "" {
-		if err := validKind(k); err != nil {
-			return err
-		}
-		kinds = []Kind{k}
+	kinds, err := listKinds(k)
+	if err != nil {
+		return err
 	}
 	now := time.Now()
 	for _, k := range kinds {
