@@ -23,7 +23,7 @@ func redisSets(r *testenv.Redis, more ...string) []string {
 // first try at A is greylisted, the retry at B after the pass delay is
 // delivered to the real Postfix backend, and the host is then white at A
 // too; a black entry added with `greypit db` at one host is seen by the
-// other.
+// other, and `greypit db` on a host whose daemon is down uses Redis itself.
 func TestRedisTwoHosts(t *testing.T) {
 	r := testenv.StartRedis(t)
 	pf := backend(t, testenv.ModeProxy)
@@ -58,6 +58,19 @@ func TestRedisTwoHosts(t *testing.T) {
 	c := testenv.DialSMTP(t, "127.0.0.42:0", b.Addr)
 	c.Close()
 	b.WaitLog(regexpMust(`msg=verdict .*client=127\.0\.0\.42 .*path=black`), 20*time.Second)
+
+	// With A's daemon gone, `greypit db` at A talks to Redis itself: it
+	// sees B's white entry and its delete reaches B.
+	a.Stop()
+	if out, code := a.DB("list", "-type", "white"); code != 0 || !strings.Contains(out, "127.0.0.41") {
+		t.Fatalf("db list at A without its daemon (exit %d):\n%s", code, out)
+	}
+	if out, code := a.DB("del", "-type", "black", "127.0.0.42"); code != 0 {
+		t.Fatalf("db del at A without its daemon: %s", out)
+	}
+	if out, code := b.DB("why", "127.0.0.42"); code != 0 || strings.Contains(out, "BLACK") {
+		t.Fatalf("db why at B after the delete (exit %d):\n%s", code, out)
+	}
 }
 
 // greyAttempt makes one raw SMTP attempt up to RCPT and returns the RCPT
