@@ -152,3 +152,27 @@ func TestRedisUnreachable(t *testing.T) {
 		t.Fatalf("Greylist after restart = %v, %v", o, err)
 	}
 }
+
+// TestRedisSentinel: with a master name, redis_addrs are sentinels and
+// the store finds the master through them.
+func TestRedisSentinel(t *testing.T) {
+	master := testenv.StartRedis(t)
+	sentinel := testenv.StartSentinel(t, master, "mymaster")
+	s, err := OpenRedis(RedisOptions{Addrs: []string{sentinel.Addr()}, MasterName: "mymaster", Prefix: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	direct, err := OpenRedis(RedisOptions{Addrs: []string{master.Addr()}, Prefix: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	ctx := context.Background()
+	if _, o, err := s.Greylist(ctx, "tuple", "192.0.2.1", now(), testParams); err != nil || o != GreyNew {
+		t.Fatalf("Greylist through the sentinel = %v, %v", o, err)
+	}
+	if e, err := direct.Get(ctx, Grey, "tuple"); err != nil || e.Count != 1 {
+		t.Fatalf("the entry on the master: %+v, %v", e, err)
+	}
+}

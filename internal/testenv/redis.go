@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ type Redis struct {
 	bin  string
 	dir  string
 	port int
+	args []string // after the common ones, e.g. a sentinel config
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -36,6 +38,31 @@ func StartRedis(t testing.TB) *Redis {
 	r := &Redis{t: t, bin: bin(t, "redis-server"), dir: t.TempDir(), port: FreePort(t)}
 	t.Cleanup(r.Stop)
 	r.Start()
+	return r
+}
+
+// StartSentinel starts a Redis Sentinel (redis-server --sentinel) that
+// monitors master under the name master, and waits until it knows the
+// master's address. Addr is then the sentinel's.
+func StartSentinel(t testing.TB, master *Redis, name string) *Redis {
+	t.Helper()
+	r := &Redis{t: t, bin: bin(t, "redis-server"), dir: t.TempDir(), port: FreePort(t)}
+	conf := filepath.Join(r.dir, "sentinel.conf")
+	// Sentinel rewrites its config file, so it must be writable.
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("sentinel monitor %s 127.0.0.1 %d 1\n", name, master.port)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.args = []string{conf, "--sentinel"}
+	t.Cleanup(r.Stop)
+	r.Start()
+	want := fmt.Sprintf("127.0.0.1 %d", master.port)
+	if !poll(10*time.Second, 20*time.Millisecond, func() bool {
+		got, err := r.command("SENTINEL", "get-master-addr-by-name", name)
+		return err == nil && got == want
+	}) {
+		got, err := r.command("SENTINEL", "get-master-addr-by-name", name)
+		t.Fatalf("sentinel on %s: master %s is %q, %v; want %q", r.Addr(), name, got, err, want)
+	}
 	return r
 }
 
@@ -54,9 +81,13 @@ func (r *Redis) Start() {
 	if err != nil {
 		r.t.Fatalf("redis: %v", err)
 	}
-	cmd := exec.Command(r.bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--dir", r.dir, "--save", "", "--appendonly", "no", "--daemonize", "no",
-		"--protected-mode", "no", "--loglevel", "notice")
+	// A config file, if any, must come first.
+	args := append(slices.Clone(r.args), "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--dir", r.dir, "--daemonize", "no", "--protected-mode", "no", "--loglevel", "notice")
+	if len(r.args) == 0 {
+		args = append(args, "--save", "", "--appendonly", "no")
+	}
+	cmd := exec.Command(r.bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		out.Close()
@@ -70,23 +101,71 @@ func (r *Redis) Start() {
 	}
 }
 
-// ping sends an inline PING and wants +PONG.
-func (r *Redis) ping() error {
+// command sends one command in RESP and returns a simple or bulk
+// string reply, or the elements of an array of bulk strings joined by
+// spaces. Enough for PING and SENTINEL queries; not a client.
+func (r *Redis) command(args ...string) (string, error) {
 	c, err := net.DialTimeout("tcp", r.Addr(), time.Second)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
+	req := fmt.Sprintf("*%d\r\n", len(args))
+	for _, a := range args {
+		req += fmt.Sprintf("$%d\r\n%s\r\n", len(a), a)
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	if _, err := c.Write([]byte(req)); err != nil {
+		return "", err
+	}
+	br := bufio.NewReader(c)
+	line := func() (string, error) {
+		l, err := br.ReadString('\n')
+		return strings.TrimRight(l, "\r\n"), err
+	}
+	head, err := line()
+	if err != nil || head == "" {
+		return "", fmt.Errorf("reply %q: %v", head, err)
+	}
+	switch head[0] {
+	case '+':
+		return head[1:], nil
+	case '-':
+		return "", fmt.Errorf("%s", head[1:])
+	case '$':
+		if head == "$-1" {
+			return "", nil
+		}
+		return line()
+	case '*':
+		n, err := strconv.Atoi(head[1:])
+		if err != nil {
+			return "", fmt.Errorf("reply %q", head)
+		}
+		var parts []string
+		for range max(n, 0) {
+			if _, err := line(); err != nil { // $len
+				return "", err
+			}
+			p, err := line()
+			if err != nil {
+				return "", err
+			}
+			parts = append(parts, p)
+		}
+		return strings.Join(parts, " "), nil
+	}
+	return "", fmt.Errorf("unexpected reply %q", head)
+}
+
+// ping sends PING and wants PONG.
+func (r *Redis) ping() error {
+	got, err := r.command("PING")
 	if err != nil {
 		return err
 	}
-	if strings.TrimSpace(line) != "+PONG" {
-		return fmt.Errorf("PING answered %q", line)
+	if got != "PONG" {
+		return fmt.Errorf("PING answered %q", got)
 	}
 	return nil
 }
