@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -174,5 +175,39 @@ func TestRedisSentinel(t *testing.T) {
 	}
 	if e, err := direct.Get(ctx, Grey, "tuple"); err != nil || e.Count != 1 {
 		t.Fatalf("the entry on the master: %+v, %v", e, err)
+	}
+}
+
+// TestRedisCluster: with several addresses and no master name the store
+// is a Cluster client; all keys share one hash tag, so the optimistic
+// transactions, MGET and the expiry scripts run on the slot's node.
+func TestRedisCluster(t *testing.T) {
+	nodes := testenv.StartRedisCluster(t, 3)
+	var addrs []string
+	for _, n := range nodes {
+		addrs = append(addrs, n.Addr())
+	}
+	s, err := OpenRedis(RedisOptions{Addrs: addrs, Prefix: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	t0 := now()
+	if _, o, err := s.Greylist(ctx, "tuple", "192.0.2.1", t0, testParams); err != nil || o != GreyNew {
+		t.Fatalf("Greylist = %v, %v", o, err)
+	}
+	if _, o, err := s.Greylist(ctx, "tuple", "192.0.2.1", t0.Add(testParams.PassDelay), testParams); err != nil || o != GreyPass {
+		t.Fatalf("retry = %v, %v", o, err)
+	}
+	mustPut(t, s, Entry{Kind: Black, Key: "198.51.100.0/24", Expires: t0.Add(time.Hour)})
+	if e, err := s.Match(ctx, Black, netip.MustParseAddr("198.51.100.7")); err != nil || e.Key != "198.51.100.0/24" {
+		t.Fatalf("Match = %+v, %v", e, err)
+	}
+	if n, err := s.Expire(ctx, t0.Add(2*time.Hour)); err != nil || n != 1 {
+		t.Fatalf("Expire = %d, %v; want the black entry", n, err)
+	}
+	if got := len(listAll(t, s, "")); got != 1 {
+		t.Fatalf("List after Expire: %d entries, want the grey one", got)
 	}
 }

@@ -3,6 +3,7 @@ package testenv
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -23,7 +24,8 @@ type Redis struct {
 	bin  string
 	dir  string
 	port int
-	args []string // after the common ones, e.g. a sentinel config
+	conf string   // config file (sentinels need one), before the options
+	args []string // more options, e.g. --cluster-enabled yes
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -41,6 +43,39 @@ func StartRedis(t testing.TB) *Redis {
 	return r
 }
 
+// StartRedisCluster starts n (at least 3) redis-server nodes with
+// cluster mode on, joins them into one cluster of n masters with
+// `redis-cli --cluster create`, and waits until every node reports
+// cluster_state:ok.
+func StartRedisCluster(t testing.TB, n int) []*Redis {
+	t.Helper()
+	cli := bin(t, "redis-cli")
+	nodes := make([]*Redis, n)
+	create := []string{"--cluster", "create"}
+	for i := range nodes {
+		r := &Redis{t: t, bin: bin(t, "redis-server"), dir: t.TempDir(), port: FreePort(t)}
+		r.args = []string{"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(r.dir, "nodes.conf")}
+		t.Cleanup(r.Stop)
+		r.Start()
+		nodes[i] = r
+		create = append(create, r.Addr())
+	}
+	out, err := exec.Command(cli, append(create, "--cluster-replicas", "0", "--cluster-yes")...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	for _, r := range nodes {
+		if !poll(20*time.Second, 50*time.Millisecond, func() bool {
+			info, err := r.command("CLUSTER", "INFO")
+			return err == nil && strings.Contains(info, "cluster_state:ok")
+		}) {
+			info, err := r.command("CLUSTER", "INFO")
+			t.Fatalf("cluster node %s not ok: %v\n%s", r.Addr(), err, info)
+		}
+	}
+	return nodes
+}
+
 // StartSentinel starts a Redis Sentinel (redis-server --sentinel) that
 // monitors master under the name master, and waits until it knows the
 // master's address. Addr is then the sentinel's.
@@ -52,7 +87,7 @@ func StartSentinel(t testing.TB, master *Redis, name string) *Redis {
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf("sentinel monitor %s 127.0.0.1 %d 1\n", name, master.port)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r.args = []string{conf, "--sentinel"}
+	r.conf, r.args = conf, []string{"--sentinel"}
 	t.Cleanup(r.Stop)
 	r.Start()
 	want := fmt.Sprintf("127.0.0.1 %d", master.port)
@@ -81,12 +116,16 @@ func (r *Redis) Start() {
 	if err != nil {
 		r.t.Fatalf("redis: %v", err)
 	}
-	// A config file, if any, must come first.
-	args := append(slices.Clone(r.args), "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+	var args []string
+	if r.conf != "" {
+		args = append(args, r.conf) // a config file must come first
+	}
+	args = append(args, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
 		"--dir", r.dir, "--daemonize", "no", "--protected-mode", "no", "--loglevel", "notice")
-	if len(r.args) == 0 {
+	if !slices.Contains(r.args, "--sentinel") {
 		args = append(args, "--save", "", "--appendonly", "no")
 	}
+	args = append(args, r.args...)
 	cmd := exec.Command(r.bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -133,10 +172,15 @@ func (r *Redis) command(args ...string) (string, error) {
 	case '-':
 		return "", fmt.Errorf("%s", head[1:])
 	case '$':
-		if head == "$-1" {
-			return "", nil
+		n, err := strconv.Atoi(head[1:])
+		if err != nil || n < 0 {
+			return "", err
 		}
-		return line()
+		b := make([]byte, n+2) // the value and its CRLF
+		if _, err := io.ReadFull(br, b); err != nil {
+			return "", err
+		}
+		return string(b[:n]), nil
 	case '*':
 		n, err := strconv.Atoi(head[1:])
 		if err != nil {
