@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -223,8 +224,25 @@ func (r *Redis) Stop() {
 	if r.cmd == nil {
 		return
 	}
+	r.cmd.Process.Signal(syscall.SIGCONT) // a paused server dies too
 	r.cmd.Process.Kill()
 	r.cmd.Wait()
 	r.out.Close()
 	r.cmd, r.out = nil, nil
+}
+
+// Pause stops the server with SIGSTOP: connections stay open and the
+// kernel still accepts new ones, but nothing is answered, like a Redis
+// behind a network partition. Resume (SIGCONT) lets it go on.
+func (r *Redis) Pause() { r.signal(syscall.SIGSTOP) }
+
+// Resume undoes Pause.
+func (r *Redis) Resume() { r.signal(syscall.SIGCONT) }
+
+func (r *Redis) signal(sig syscall.Signal) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd != nil {
+		r.cmd.Process.Signal(sig)
+	}
 }

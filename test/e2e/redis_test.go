@@ -206,3 +206,34 @@ func TestRedisUnreachable(t *testing.T) {
 		}
 	}
 }
+
+// Redis paused (SIGSTOP: a partition, connections hang instead of being
+// refused): each store call gives up after store.redis_timeout, so a grey
+// recipient gets 451 4.3.0 in bounded time and no session hangs; after
+// SIGCONT greylisting works again.
+func TestRedisPartition(t *testing.T) {
+	r := testenv.StartRedis(t)
+	pf := backend(t, testenv.ModeProxy)
+	g := startGreypit(t, greypitOpts{backend: pf.Addr(), sets: redisSets(r)})
+	if reply, err := greyAttempt("127.0.0.61", g.Addr, "part@example.test"); err != nil || !strings.HasPrefix(reply, "451 4.7.1") {
+		t.Fatalf("with Redis up: %q, %v", reply, err)
+	}
+	r.Pause()
+	start := time.Now()
+	reply, err := greyAttempt("127.0.0.62", g.Addr, "part@example.test")
+	took := time.Since(start)
+	r.Resume()
+	if err != nil || !strings.HasPrefix(reply, "451 4.3.0") {
+		t.Fatalf("with Redis paused: %q, %v (after %v); want 451 4.3.0", reply, err, took)
+	}
+	t.Logf("451 4.3.0 after %v with redis_timeout 500ms", took.Round(time.Millisecond))
+	var after string
+	for range 5 {
+		if after, err = greyAttempt("127.0.0.63", g.Addr, "part@example.test"); err == nil && strings.HasPrefix(after, "451 4.7.1") {
+			break
+		}
+	}
+	if !strings.HasPrefix(after, "451 4.7.1") {
+		t.Fatalf("after SIGCONT: %q, %v; want greylisting", after, err)
+	}
+}
