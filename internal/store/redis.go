@@ -169,7 +169,7 @@ func (r *Redis) putEntry(ctx context.Context, p redis.Pipeliner, e Entry) error 
 func decodeLive(k Kind, key string, v []byte, now time.Time) (Entry, bool, error) {
 	e, err := decode(k, []byte(key), v)
 	if err != nil {
-		return Entry{}, false, err
+		return Entry{}, false, own(err) // already says what failed
 	}
 	return e, e.Live(now), nil
 }
@@ -266,7 +266,7 @@ func (r *Redis) MatchAll(ctx context.Context, k Kind, addr netip.Addr) ([]Entry,
 		}
 		e, live, err := decodeLive(k, names[i], []byte(s), now)
 		if err != nil {
-			return nil, err
+			return nil, rerr("match", err)
 		}
 		if live {
 			out = append(out, e)
@@ -349,7 +349,7 @@ func (r *Redis) List(ctx context.Context, k Kind, fn func(Entry) error) error {
 				}
 				e, live, err := decodeLive(k, chunk[i], []byte(s), now)
 				if err != nil {
-					return err
+					return rerr("list", err)
 				}
 				if !live {
 					continue

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -209,5 +210,30 @@ func TestRedisCluster(t *testing.T) {
 	}
 	if got := len(listAll(t, s, "")); got != 1 {
 		t.Fatalf("List after Expire: %d entries, want the grey one", got)
+	}
+}
+
+// TestRedisCorruptValue: a value that is not an entry is an error naming
+// the key (not a crash, not "not found"), and Delete removes it.
+func TestRedisCorruptValue(t *testing.T) {
+	_, a, _ := twoHosts(t)
+	ctx := context.Background()
+	if err := a.c.Set(ctx, a.entryKey(Black, "192.0.2.66"), "not json", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for name, err := range map[string]error{
+		"Get":   func() error { _, err := a.Get(ctx, Black, "192.0.2.66"); return err }(),
+		"Match": func() error { _, err := a.Match(ctx, Black, netip.MustParseAddr("192.0.2.66")); return err }(),
+	} {
+		if err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `"192.0.2.66"`) ||
+			strings.Count(err.Error(), "store:") != 1 {
+			t.Errorf("%s: %v; want one decode error naming the key", name, err)
+		}
+	}
+	if ok, err := a.Delete(ctx, Black, "192.0.2.66"); err != nil || !ok {
+		t.Fatalf("Delete = %v, %v", ok, err)
+	}
+	if _, err := a.Get(ctx, Black, "192.0.2.66"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after Delete: %v", err)
 	}
 }
