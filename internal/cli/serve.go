@@ -226,6 +226,10 @@ func serve(args []string, stderr io.Writer) error {
 	if history != nil {
 		srv.History = history.Record
 	}
+	if cfg.SMTP.ProxyProtocol {
+		trusted, _ := config.ParsePrefixes(cfg.SMTP.ProxyTrusted) // validated
+		srv.Proxy = &server.ProxyIn{Trusted: trusted, Timeout: cfg.SMTP.ProxyTimeout.Duration}
+	}
 	ops := &control.Local{
 		Store:      obs,
 		Classifier: classifier,

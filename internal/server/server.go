@@ -78,6 +78,8 @@ type Server struct {
 	Traps *traps.Checker
 	// History, if set, gets every session's outcome for reports.
 	History func(store.Event)
+	// Proxy, if set, reads a PROXY header from each connection first.
+	Proxy *ProxyIn
 
 	initOnce sync.Once
 	active   atomic.Int64
@@ -164,13 +166,21 @@ func (s *Server) track(c net.Conn, on bool) {
 func (s *Server) handle(ctx context.Context, c net.Conn) {
 	start := time.Now()
 	id := s.prefix + "-" + strconv.FormatUint(s.seq.Add(1), 36)
-	client := session.AddrPort(c.RemoteAddr())
 	owned := true // false once the tarpit holds the connection
 	defer func() {
 		if owned {
 			c.Close()
 		}
 	}()
+	if s.Proxy != nil {
+		pc, err := s.Proxy.accept(c)
+		if err != nil {
+			s.proxyFailed(id, c, err, start)
+			return
+		}
+		c = pc
+	}
+	client := session.AddrPort(c.RemoteAddr())
 
 	d, err := s.Classifier.Classify(ctx, client.Addr())
 	if err != nil {
