@@ -29,9 +29,10 @@ declare -A pkg_of=(
 	[Net::SSLeay]=libnet-ssleay-perl
 	[IO::Socket::SSL]=libio-socket-ssl-perl
 	[dig]=dnsutils
+	[haproxy]=haproxy
 )
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(postfix postconf postqueue swaks IO::Socket::INET6 Net::SSLeay IO::Socket::SSL dig)
+[ ${#want[@]} -gt 0 ] || want=(postfix postconf postqueue swaks IO::Socket::INET6 Net::SSLeay IO::Socket::SSL dig haproxy)
 
 # present reports whether a command (or, for a name with "::", a Perl
 # module) is installed.
