@@ -25,6 +25,7 @@ import (
 	"github.com/greypit/greypit/internal/greylist"
 	"github.com/greypit/greypit/internal/handoff"
 	"github.com/greypit/greypit/internal/lists"
+	"github.com/greypit/greypit/internal/metrics"
 	"github.com/greypit/greypit/internal/networks"
 	"github.com/greypit/greypit/internal/server"
 	"github.com/greypit/greypit/internal/session"
@@ -144,6 +145,13 @@ func serve(args []string, stderr io.Writer) error {
 			return err
 		}
 		opened = append(opened, dnsPC, dnsLn)
+	}
+	var metricsLn net.Listener
+	if cfg.Metrics.Listen != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
+		opened = append(opened, metricsLn)
 	}
 	var apiLn net.Listener
 	if cfg.API.Listen != "" {
@@ -324,6 +332,17 @@ func serve(args []string, stderr io.Writer) error {
 			a := &api.Server{Token: cfg.API.Token, Applier: ops.Feedback, Log: log}
 			if err := a.Serve(ctx, apiLn); err != nil {
 				log.Error("api stopped", "err", err)
+			}
+		})
+	}
+
+	if metricsLn != nil {
+		v := Version
+		metrics.BuildVersion.Store(&v)
+		log.Info("metrics listening", "addr", metricsLn.Addr().String())
+		bg(func() {
+			if err := metrics.Serve(ctx, metricsLn, log); err != nil {
+				log.Error("metrics stopped", "err", err)
 			}
 		})
 	}

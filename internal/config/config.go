@@ -42,6 +42,7 @@ type Config struct {
 	Feedback   Feedback   `toml:"feedback"`   // follow.go
 	API        API        `toml:"api"`        // follow.go
 	Candidates Candidates `toml:"candidates"` // follow.go
+	Metrics    Metrics    `toml:"metrics"`    // ops.go
 }
 
 // Networks configures network and ASN reputation, prefix escalation and

@@ -88,6 +88,9 @@ func (c *Config) Validate() error {
 	}
 	positive("smtp.drain_timeout", s.DrainTimeout)
 	c.validateProxy(bad)
+	if c.Metrics.Listen != "" {
+		hostPort("metrics.listen", c.Metrics.Listen)
+	}
 	positive("smtp.command_timeout", s.CommandTimeout)
 	positive("smtp.session_timeout", s.SessionTimeout)
 	positive("smtp.data_timeout", s.DataTimeout)

@@ -160,6 +160,9 @@ func (c *Checker) Check(ctx context.Context, addr netip.Addr) Result {
 	}
 	for _, z := range c.zones { // report in configuration order
 		a, ok := got[z]
+		if ok {
+			countLookup(z, a.err, len(a.lk.addrs) > 0)
+		}
 		switch {
 		case !ok:
 		case a.err != nil:

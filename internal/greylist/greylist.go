@@ -76,6 +76,7 @@ func (g *Greylister) CheckAttempt(ctx context.Context, a Attempt) (Decision, err
 	if spfPass {
 		if g.Selective {
 			if _, err := g.Store.Get(ctx, store.Grey, KnownKey(domain)); err == nil {
+				greyPass.Inc()
 				return Decision{Key: KnownKey(domain), Outcome: store.GreyPass, SPFDomain: domain, Known: true}, nil
 			}
 		}
@@ -89,8 +90,10 @@ func (g *Greylister) CheckAttempt(ctx context.Context, a Attempt) (Decision, err
 	}
 	e, out, err := g.Store.Greylist(ctx, key, a.Client.Unmap().String(), now, g.Params)
 	if err != nil {
+		storeErrors.Inc()
 		return Decision{}, fmt.Errorf("greylist %q: %w", key, err)
 	}
+	countOutcome(out, e, now)
 	d := Decision{Key: key, Outcome: out, Entry: e}
 	if spfPass {
 		d.SPFDomain = domain

@@ -1,7 +1,12 @@
 package metrics
 
 import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
 	"net/http"
+	"time"
 	"runtime"
 	"sync/atomic"
 )
@@ -73,4 +78,21 @@ func Handler(r *Registry) http.Handler {
 		r.Write(w)
 	})
 	return mux
+}
+
+// Serve answers scrapes on ln until ctx is done.
+func Serve(ctx context.Context, ln net.Listener, log *slog.Logger) error {
+	hs := &http.Server{
+		Handler:           Handler(Default),
+		ReadHeaderTimeout: 10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		MaxHeaderBytes:    8 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	stop := context.AfterFunc(ctx, func() { hs.Close() })
+	defer stop()
+	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }

@@ -60,4 +60,5 @@ func (s *Server) proxyFailed(id string, c net.Conn, err error, start time.Time) 
 	}
 	s.Log.Info("verdict", "conn", id, "client", peer.String(), "path", "none", "outcome", "proxy-error",
 		"err", err.Error(), "duration", time.Since(start).Round(time.Millisecond))
+	proxyErrors.Inc()
 }

@@ -5,6 +5,11 @@ import (
 	"net/netip"
 )
 
+// Metrics configures the Prometheus endpoint (internal/metrics).
+type Metrics struct {
+	Listen string `toml:"listen"` // address of GET /metrics; "" = off
+}
+
 // validateProxy checks the PROXY protocol keys of the smtp section.
 func (c *Config) validateProxy(bad func(key, format string, args ...any)) {
 	s := &c.SMTP

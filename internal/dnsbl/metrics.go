@@ -1,0 +1,25 @@
+package dnsbl
+
+import (
+	"context"
+	"errors"
+	"net"
+
+	"github.com/greypit/greypit/internal/metrics"
+)
+
+// countLookup counts one list's answer for one host: hit, miss, timeout
+// (no answer within dnsbl.timeout) or error.
+func countLookup(zone string, err error, listed bool) {
+	result := "miss"
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		result = "timeout"
+	case err != nil:
+		result = "error"
+	case listed:
+		result = "hit"
+	}
+	metrics.DNSBLLookups.With(zone, result).Inc()
+}
