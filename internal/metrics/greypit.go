@@ -6,9 +6,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"time"
 	"runtime"
 	"sync/atomic"
+	"time"
 )
 
 // Default holds greypit's metrics; the packages that do the work count

@@ -4,21 +4,20 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/greypit/greypit/internal/testenv"
 )
 
-func sortStrings(s []string) { slices.Sort(s) }
-
-func scrape(t *testing.T, r *Registry) (string, map[string]series) {
+func scrape(t *testing.T, r *Registry) (string, map[string]testenv.Series) {
 	t.Helper()
 	var b strings.Builder
 	if err := r.Write(&b); err != nil {
 		t.Fatal(err)
 	}
-	m, err := parseExposition(b.String())
+	m, err := testenv.ParseExposition(b.String())
 	if err != nil {
 		t.Fatalf("%v\n%s", err, b.String())
 	}
@@ -66,8 +65,8 @@ func TestExposition(t *testing.T) {
 		`t_func{}`:                                           2.5,
 		`t_build_info{version="v1 \"quoted\" \\ back\nnl"}`:  1,
 	} {
-		if s, ok := m[key]; !ok || s.value != want {
-			t.Errorf("%s = %v (present %v), want %v\n%s", key, s.value, ok, want, text)
+		if s, ok := m[key]; !ok || s.Value != want {
+			t.Errorf("%s = %v (present %v), want %v\n%s", key, s.Value, ok, want, text)
 		}
 	}
 	for _, want := range []string{
@@ -94,7 +93,7 @@ func TestParserRejects(t *testing.T) {
 		"# HELP g h\n# TYPE g gauge\ng{a=\"1\"} x\n",
 		"# HELP g h\n# TYPE g gauge\ng 1\n# HELP f h\n# TYPE f gauge\nf 1\ng{a=\"2\"} 1\n",
 	} {
-		if _, err := parseExposition(bad); err == nil {
+		if _, err := testenv.ParseExposition(bad); err == nil {
 			t.Errorf("parser accepted %q", bad)
 		}
 	}
@@ -120,7 +119,7 @@ func TestConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	_, m := scrape(t, r)
-	if m[`t_total{a="p"}`].value != 4000 || m[`t_total{a="q"}`].value != 4000 || m[`t_h_count{}`].value != 8000 || m[`t_f_total{}`].value != 4000 {
+	if m[`t_total{a="p"}`].Value != 4000 || m[`t_total{a="q"}`].Value != 4000 || m[`t_h_count{}`].Value != 8000 || m[`t_f_total{}`].Value != 4000 {
 		t.Errorf("lost updates: %v", m)
 	}
 }
@@ -138,11 +137,11 @@ func TestHandler(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); ct != "text/plain; version=0.0.4; charset=utf-8" {
 		t.Errorf("Content-Type %q", ct)
 	}
-	m, err := parseExposition(string(body))
+	m, err := testenv.ParseExposition(string(body))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, body)
 	}
-	if m[`greypit_sessions_total{outcome="spliced",path="white"}`].value < 1 {
+	if m[`greypit_sessions_total{outcome="spliced",path="white"}`].Value < 1 {
 		t.Errorf("greypit_sessions_total missing:\n%s", body)
 	}
 	if _, ok := m[`greypit_greylist_pass_delay_seconds_count{}`]; !ok {

@@ -1,19 +1,20 @@
-package metrics
+package testenv
 
 import (
 	"bufio"
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
 
 // Series is one parsed sample: name{labels} value.
-type series struct {
-	name   string
-	labels map[string]string
-	value  float64
+type Series struct {
+	Name   string
+	Labels map[string]string
+	Value  float64
 }
 
 var (
@@ -21,13 +22,13 @@ var (
 	labelName  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 )
 
-// parseExposition is a strict reader of the text format (version 0.0.4)
+// ParseExposition is a strict reader of the text format (version 0.0.4)
 // for tests: HELP and TYPE once per family before its samples, samples of
 // a family together, valid names, escapes and values, no duplicate
 // series, counters named _total, and histograms with cumulative buckets
 // ending in le="+Inf" equal to _count.
-func parseExposition(text string) (map[string]series, error) {
-	out := map[string]series{}
+func ParseExposition(text string) (map[string]Series, error) {
+	out := map[string]Series{}
 	types := map[string]string{}
 	helps := map[string]bool{}
 	done := map[string]bool{} // families whose samples have ended
@@ -89,9 +90,9 @@ func parseExposition(text string) (map[string]series, error) {
 		if err != nil {
 			return nil, fail("%v", err)
 		}
-		family := s.name
+		family := s.Name
 		if types[cur] == "histogram" {
-			family = strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(s.name, "_bucket"), "_sum"), "_count")
+			family = strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(s.Name, "_bucket"), "_sum"), "_count")
 		}
 		if family != cur || types[cur] == "" || !helps[cur] {
 			return nil, fail("sample outside its family (%s), or without HELP/TYPE", cur)
@@ -107,22 +108,22 @@ func parseExposition(text string) (map[string]series, error) {
 				hists[cur] = h
 			}
 			switch {
-			case strings.HasSuffix(s.name, "_bucket"):
-				le, ok := s.labels["le"]
+			case strings.HasSuffix(s.Name, "_bucket"):
+				le, ok := s.Labels["le"]
 				if !ok {
 					return nil, fail("bucket without le")
 				}
 				v, err := parseValue(le)
-				if err != nil || (h.seen && v <= h.last) || s.value < h.lastC {
+				if err != nil || (h.seen && v <= h.last) || s.Value < h.lastC {
 					return nil, fail("buckets not ascending or not cumulative")
 				}
-				h.last, h.lastC, h.seen = v, s.value, true
+				h.last, h.lastC, h.seen = v, s.Value, true
 				if math.IsInf(v, 1) {
-					h.inf = s.value
+					h.inf = s.Value
 				}
-			case strings.HasSuffix(s.name, "_count"):
-				if !math.IsInf(h.last, 1) || s.value != h.inf {
-					return nil, fail("_count %v without or unlike the +Inf bucket %v", s.value, h.inf)
+			case strings.HasSuffix(s.Name, "_count"):
+				if !math.IsInf(h.last, 1) || s.Value != h.inf {
+					return nil, fail("_count %v without or unlike the +Inf bucket %v", s.Value, h.inf)
 				}
 			}
 		}
@@ -137,14 +138,14 @@ func parseExposition(text string) (map[string]series, error) {
 
 // parseSample parses `name{a="x",b="y"} value` and returns the series
 // with a canonical key.
-func parseSample(line string) (series, string, error) {
-	s := series{labels: map[string]string{}}
+func parseSample(line string) (Series, string, error) {
+	s := Series{Labels: map[string]string{}}
 	i := strings.IndexAny(line, "{ ")
 	if i <= 0 {
 		return s, "", fmt.Errorf("no value")
 	}
-	s.name = line[:i]
-	if !metricName.MatchString(s.name) {
+	s.Name = line[:i]
+	if !metricName.MatchString(s.Name) {
 		return s, "", fmt.Errorf("bad name")
 	}
 	rest := line[i:]
@@ -184,10 +185,10 @@ func parseSample(line string) (series, string, error) {
 			if j == len(rest) {
 				return s, "", fmt.Errorf("unterminated label value")
 			}
-			if _, dup := s.labels[name]; dup {
+			if _, dup := s.Labels[name]; dup {
 				return s, "", fmt.Errorf("label %s twice", name)
 			}
-			s.labels[name] = v.String()
+			s.Labels[name] = v.String()
 			names = append(names, name)
 			rest = rest[j+1:]
 			if strings.HasPrefix(rest, ",") {
@@ -208,8 +209,8 @@ func parseSample(line string) (series, string, error) {
 	if err != nil {
 		return s, "", err
 	}
-	s.value = v
-	return s, seriesKey(s.name, s.labels), nil
+	s.Value = v
+	return s, seriesKey(s.Name, s.Labels), nil
 }
 
 func parseValue(v string) (float64, error) {
@@ -224,12 +225,12 @@ func parseValue(v string) (float64, error) {
 	return strconv.ParseFloat(v, 64)
 }
 
-// seriesKey is name{a="x",b="y"} with labels sorted and unescaped.
+// seriesKey is the key ParseExposition returns: name{a="x",b="y"} with labels sorted and unescaped.
 func seriesKey(name string, labels map[string]string) string {
 	var ks []string
 	for k, v := range labels {
 		ks = append(ks, k+"="+strconv.Quote(v))
 	}
-	sortStrings(ks)
+	slices.Sort(ks)
 	return name + "{" + strings.Join(ks, ",") + "}"
 }
