@@ -38,9 +38,11 @@ func (g *Greypit) verdictFor(client string) string {
 // without a banner. HAProxy's v2 LOCAL health checks are closed quietly.
 func TestProxyProtocolIn(t *testing.T) {
 	testenv.Require(t, "haproxy")
+	maddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	pf := backend(t, testenv.ModeProxy)
 	g := startGreypit(t, greypitOpts{backend: pf.Addr(), allow: []string{"127.0.3.5"}, block: []string{"127.0.3.66"},
-		sets: []string{"smtp.proxy_protocol=true", "smtp.proxy_trusted=127.0.0.1/32", "smtp.proxy_timeout=1s", "tarpit.stutter=2ms"}})
+		sets: []string{"smtp.proxy_protocol=true", "smtp.proxy_trusted=127.0.0.1/32", "smtp.proxy_timeout=1s", "tarpit.stutter=2ms",
+			"metrics.listen=" + maddr}})
 	v2 := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	v1 := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	v6 := fmt.Sprintf("[::1]:%d", testenv.FreePort(t))
@@ -142,6 +144,10 @@ func TestProxyProtocolIn(t *testing.T) {
 			t.Errorf("a missing header was not cut off by smtp.proxy_timeout")
 		}
 		g.WaitLog(regexp.MustCompile(`msg=verdict .*outcome=proxy-error .*`+regexp.QuoteMeta(tc.err)), 10*time.Second)
+	}
+
+	if v := value(scrape(t, maddr), `greypit_sessions_total{outcome="proxy-error",path="none"}`); v != 3 {
+		t.Errorf("proxy-error sessions counted %v, want 3", v)
 	}
 
 	// HAProxy's health checks (v2 LOCAL) were closed quietly, no verdict.
