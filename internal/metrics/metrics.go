@@ -202,38 +202,22 @@ func (r *Registry) NewInfo(name, help string, labels []string, values func() []s
 
 // NewCounterVec registers a counter family.
 func (r *Registry) NewCounterVec(name, help string, labels ...string) *Family[Counter] {
-	f := newFamily[Counter](name, help, "counter", labels, func() *Counter { return &Counter{} })
-	r.add(func(b *bufio.Writer) {
-		header(b, name, help, f.typ)
-		keys, cs := f.sorted()
-		for i, c := range cs {
-			sample(b, name, labels, keys[i][:], "", "", formatUint(c.Value()))
-		}
-	})
-	return f
-}
-
-// NewFloatCounterVec registers a float counter family.
-func (r *Registry) NewFloatCounterVec(name, help string, labels ...string) *Family[FloatCounter] {
-	f := newFamily[FloatCounter](name, help, "counter", labels, func() *FloatCounter { return &FloatCounter{} })
-	r.add(func(b *bufio.Writer) {
-		header(b, name, help, f.typ)
-		keys, cs := f.sorted()
-		for i, c := range cs {
-			sample(b, name, labels, keys[i][:], "", "", formatFloat(c.Value()))
-		}
-	})
-	return f
+	return register(r, name, help, "counter", labels, func(c *Counter) string { return formatUint(c.Value()) })
 }
 
 // NewGaugeVec registers a gauge family.
 func (r *Registry) NewGaugeVec(name, help string, labels ...string) *Family[Gauge] {
-	f := newFamily[Gauge](name, help, "gauge", labels, func() *Gauge { return &Gauge{} })
+	return register(r, name, help, "gauge", labels, func(g *Gauge) string { return strconv.FormatInt(g.Value(), 10) })
+}
+
+// register makes a family and writes its children, sorted, at a scrape.
+func register[T any](r *Registry, name, help, typ string, labels []string, value func(*T) string) *Family[T] {
+	f := newFamily[T](name, help, typ, labels, func() *T { return new(T) })
 	r.add(func(b *bufio.Writer) {
-		header(b, name, help, f.typ)
-		keys, gs := f.sorted()
-		for i, g := range gs {
-			sample(b, name, labels, keys[i][:], "", "", strconv.FormatInt(g.Value(), 10))
+		header(b, name, help, typ)
+		keys, cs := f.sorted()
+		for i, c := range cs {
+			sample(b, name, labels, keys[i][:], "", "", value(c))
 		}
 	})
 	return f
