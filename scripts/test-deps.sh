@@ -30,9 +30,10 @@ declare -A pkg_of=(
 	[IO::Socket::SSL]=libio-socket-ssl-perl
 	[dig]=dnsutils
 	[haproxy]=haproxy
+	[promtool]=prometheus
 )
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(postfix postconf postqueue swaks IO::Socket::INET6 Net::SSLeay IO::Socket::SSL dig haproxy)
+[ ${#want[@]} -gt 0 ] || want=(postfix postconf postqueue swaks IO::Socket::INET6 Net::SSLeay IO::Socket::SSL dig haproxy promtool)
 
 # present reports whether a command (or, for a name with "::", a Perl
 # module) is installed.

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,7 +29,18 @@ func scrape(t *testing.T, addr string) map[string]testenv.Series {
 	if err != nil {
 		t.Fatalf("scrape: %v\n%s", err, body)
 	}
+	promtoolCheck(t, body)
 	return m
+}
+
+// promtoolCheck runs Prometheus' own linter on a scrape.
+func promtoolCheck(t *testing.T, body []byte) {
+	t.Helper()
+	cmd := exec.Command(testenv.LookBin("promtool"), "check", "metrics")
+	cmd.Stdin = bytes.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s\n%s", err, out, body)
+	}
 }
 
 // value returns a series' value, 0 when absent (a labelled child is made
@@ -37,8 +49,10 @@ func value(m map[string]testenv.Series, key string) float64 { return m[key].Valu
 
 // White, grey (new, early, passed and handed off) and black sessions
 // through the real binary move the scraped counters by exactly what they
-// did; the gauges are back at zero when the sessions are over.
+// did; the gauges are back at zero when the sessions are over. Every
+// scrape passes the strict parser and `promtool check metrics`.
 func TestMetrics(t *testing.T) {
+	testenv.Require(t, "promtool")
 	pf := backend(t, testenv.ModeProxy)
 	maddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	g := startGreypit(t, greypitOpts{backend: pf.Addr(), allow: []string{"127.0.0.5"}, block: []string{"127.0.0.66"},

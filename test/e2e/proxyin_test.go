@@ -37,7 +37,7 @@ func (g *Greypit) verdictFor(client string) string {
 // trusted one without a header and one with a malformed header are closed
 // without a banner. HAProxy's v2 LOCAL health checks are closed quietly.
 func TestProxyProtocolIn(t *testing.T) {
-	testenv.Require(t, "haproxy")
+	testenv.Require(t, "haproxy", "promtool")
 	maddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	pf := backend(t, testenv.ModeProxy)
 	g := startGreypit(t, greypitOpts{backend: pf.Addr(), allow: []string{"127.0.3.5"}, block: []string{"127.0.3.66"},
