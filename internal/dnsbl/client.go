@@ -264,7 +264,7 @@ func (c *Checker) query(ctx context.Context, name string, qtype uint16) ([]strin
 	resp, err := c.o.DNS.Exchange(ctx, m)
 	if err != nil {
 		if errors.Is(err, dnsx.ErrTimeout) {
-			return nil, false, errors.New("timeout")
+			return nil, false, errTimeout
 		}
 		return nil, false, err
 	}
