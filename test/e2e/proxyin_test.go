@@ -29,7 +29,8 @@ func (g *Greypit) verdictFor(client string) string {
 	return g.WaitLog(regexp.MustCompile(`msg=verdict .*client=`+regexp.QuoteMeta(client)+` `), 30*time.Second)
 }
 
-// Behind a real HAProxy (send-proxy-v2 and send-proxy), greypit judges the
+// Behind a real HAProxy (send-proxy-v2 and send-proxy; IPv4 and IPv6
+// clients, and IPv4 ones through an IPv6 socket), greypit judges the
 // true client: greylisting keys on it, an allow-listed one is spliced and
 // the real Postfix logs its address, a block-listed one is tarpitted, an
 // early talker behind the balancer is caught by the pregreet test. A
@@ -46,10 +47,15 @@ func TestProxyProtocolIn(t *testing.T) {
 	v2 := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	v1 := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	v6 := fmt.Sprintf("[::1]:%d", testenv.FreePort(t))
+	// An IPv6 socket taking IPv4 clients: HAProxy sends them as TCP6 with
+	// a v4-mapped source.
+	mappedPort := testenv.FreePort(t)
+	mapped := fmt.Sprintf("127.0.0.1:%d", mappedPort)
 	lb := testenv.StartHAProxy(t,
 		testenv.HAProxyRoute{Listen: v2, Server: g.Addr, Send: "send-proxy-v2", Check: true},
 		testenv.HAProxyRoute{Listen: v1, Server: g.Addr, Send: "send-proxy"},
 		testenv.HAProxyRoute{Listen: v6, Server: g.Addr, Send: "send-proxy-v2"},
+		testenv.HAProxyRoute{Listen: fmt.Sprintf("[::ffff:127.0.0.1]:%d v4v6", mappedPort), Server: g.Addr, Send: "send-proxy-v2"},
 	)
 	defer func() {
 		if t.Failed() {
@@ -57,9 +63,10 @@ func TestProxyProtocolIn(t *testing.T) {
 		}
 	}()
 
-	// Grey, through v2 and v1: the tuple is the true client's network, not
-	// the balancer's (127.0.0.1 is in another /24).
-	for _, tc := range []struct{ lb, src string }{{v2, "127.0.3.7"}, {v1, "127.0.4.7"}} {
+	// Grey, through v2, v1 and the IPv6 socket: the tuple is the true
+	// client's network (IPv4, also when mapped), not the balancer's
+	// (127.0.0.1 is in another /24).
+	for _, tc := range []struct{ lb, src string }{{v2, "127.0.3.7"}, {v1, "127.0.4.7"}, {mapped, "127.0.9.7"}} {
 		r := swaksVia(t, tc.lb, tc.src, "alice@example.test", "grey")
 		expectGreylisted(t, r, "new client "+tc.src+" via "+tc.lb)
 		v := g.verdictFor(tc.src)
