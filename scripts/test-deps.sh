@@ -13,6 +13,18 @@
 # or start the system Postfix on port 25: internal/testenv starts private
 # instances of its own on loopback ports, and run.sh its demo backend.
 #
+# postgrey (the policy server greypit replaces) and db_dump (db-util) are
+# for the policy server's drop-in test and importer; the package's
+# postgrey service is not started (no systemd in tests; the tests run
+# /usr/sbin/postgrey themselves on a loopback port).
+#
+# haproxy is the load balancer of the PROXY protocol test (testenv runs
+# private instances from temp configs; the package's default config binds
+# no SMTP port). promtool (package prometheus) lints greypit's /metrics in
+# the metrics test; on a systemd host the package also enables a
+# Prometheus server on :9090, which the tests do not use
+# (`systemctl disable --now prometheus` if unwanted).
+#
 # Later components join the list with their issues: redis-server (shared
 # store) and chromium go into pkg_of and the default `want` below.
 set -euo pipefail
@@ -31,9 +43,11 @@ declare -A pkg_of=(
 	[dig]=dnsutils
 	[haproxy]=haproxy
 	[promtool]=prometheus
+	[postgrey]=postgrey
+	[db_dump]=db-util
 )
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(postfix postconf postqueue swaks IO::Socket::INET6 Net::SSLeay IO::Socket::SSL dig haproxy promtool)
+[ ${#want[@]} -gt 0 ] || want=(postfix postconf postqueue swaks IO::Socket::INET6 Net::SSLeay IO::Socket::SSL dig postgrey db_dump haproxy promtool)
 
 # present reports whether a command (or, for a name with "::", a Perl
 # module) is installed.

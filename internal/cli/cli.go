@@ -32,6 +32,8 @@ Usage:
   greypit traps candidates [-config FILE] [-set ...] [-json] [-state S]
   greypit traps approve [-config FILE] [-set ...] ADDRESS...
   greypit traps reject [-config FILE] [-set ...] ADDRESS...
+  greypit policy [-config FILE] [-set ...] [postgrey flags: --inet=PORT --delay=N ...]
+  greypit policy import-postgrey [-config FILE] [-set ...] [-clients FILE] [postgrey flags] DUMP
   greypit version
 
 Types: white, grey, black, spamtrap. White and black values are IP
@@ -60,6 +62,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = follow(args[1:], stdout, stderr)
 	case "feedback":
 		err = feedbackCmd(args[1:], stdout, stderr)
+	case "policy":
+		err = policyCmd(args[1:], stdin, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "greypit", Version)
 	case "help", "-h", "-help", "--help":

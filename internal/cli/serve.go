@@ -61,6 +61,11 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	return run(cfg, stderr, true)
+}
+
+// run is `greypit serve` (withSMTP) and `greypit policy` (without).
+func run(cfg *config.Config, stderr io.Writer, withSMTP bool) error {
 	log := newLogger(cfg, stderr)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -69,9 +74,15 @@ func serve(args []string, stderr io.Writer) error {
 	if err := os.MkdirAll(filepath.Dir(cfg.Store.Path), 0o700); err != nil {
 		return fmt.Errorf("store.path: %w", err)
 	}
-	st, err := store.OpenBolt(cfg.Store.Path, store.BoltOptions{Timeout: 2 * time.Second})
+	bst, err := store.OpenBolt(cfg.Store.Path, store.BoltOptions{Timeout: 2 * time.Second})
 	if err != nil {
 		return fmt.Errorf("store.path: %w", err)
+	}
+	var st store.Store = bst
+	var greyCache *store.GreyCache
+	if cfg.Store.GreyFlushEvery.Duration > 0 {
+		greyCache = store.NewGreyCache(bst)
+		st = greyCache
 	}
 	defer st.Close()
 	lset, err := lists.NewSetFiles(listFiles(cfg))
@@ -123,7 +134,11 @@ func serve(args []string, stderr io.Writer) error {
 		}
 	}()
 	var lns []net.Listener
-	for _, a := range cfg.SMTP.Listen {
+	smtpListen := cfg.SMTP.Listen
+	if !withSMTP {
+		smtpListen = nil
+	}
+	for _, a := range smtpListen {
 		ln, err := net.Listen("tcp", a)
 		if err != nil {
 			return fmt.Errorf("smtp.listen: %w", err)
@@ -163,6 +178,13 @@ func serve(args []string, stderr io.Writer) error {
 	if err := checkFollowState(cfg); err != nil {
 		return err
 	}
+	var policyLn net.Listener
+	if cfg.Policy.Listen != "" {
+		if policyLn, err = listenPolicy(cfg.Policy.Listen); err != nil {
+			return fmt.Errorf("policy.listen: %w", err)
+		}
+		defer policyLn.Close()
+	}
 	ctlLn, err := control.Listen(cfg.ControlSocket())
 	if err != nil {
 		return fmt.Errorf("control.socket: %w", err)
@@ -194,20 +216,11 @@ func serve(args []string, stderr io.Writer) error {
 		Hostname:       cfg.BackendHelloName(),
 	}
 	caps := &handoff.Capabilities{MaxSize: cfg.SMTP.MaxMessageSize}
-	grey := &greylist.Greylister{
-		Store: obs,
-		Params: store.GreyParams{
-			PassDelay:   cfg.Greylist.PassDelay.Duration,
-			RetryWindow: cfg.Greylist.RetryWindow.Duration,
-			PassedTTL:   cfg.Greylist.WhiteTTL.Duration,
-		},
-		PrefixV4:  cfg.Greylist.PrefixV4,
-		PrefixV6:  cfg.Greylist.PrefixV6,
-		Selective: classifier.Selective,
-	}
+	var spf *greylist.SPF
 	if cfg.Greylist.SPF && resolver != "" {
-		grey.SPF = &greylist.SPF{Resolver: dnsx.NetResolver(resolver), Timeout: cfg.Greylist.SPFTimeout.Duration}
+		spf = &greylist.SPF{Resolver: dnsx.NetResolver(resolver), Timeout: cfg.Greylist.SPFTimeout.Duration}
 	}
+	grey := newGreylister(cfg, obs, classifier.Selective, spf)
 	srv := &server.Server{
 		Log:        log,
 		Classifier: classifier,
@@ -281,8 +294,15 @@ func serve(args []string, stderr io.Writer) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); f() }()
 	}
+	if greyCache != nil {
+		bg(func() {
+			greyCache.Run(ctx, cfg.Store.GreyFlushEvery.Duration, func(err error) {
+				log.Error("greylist flush failed; retrying at the next interval", "err", err, "pending", greyCache.Pending())
+			})
+		})
+	}
 	bg(func() {
-		st.RunExpiry(ctx, cfg.Store.ExpireEvery.Duration, func(n int, err error) {
+		bst.RunExpiry(ctx, cfg.Store.ExpireEvery.Duration, func(n int, err error) {
 			if err != nil {
 				log.Error("expiry sweep failed", "err", err)
 			} else if n > 0 {
@@ -290,7 +310,9 @@ func serve(args []string, stderr io.Writer) error {
 			}
 		})
 	})
-	bg(func() { probeLoop(ctx, caps, dialer, log) })
+	if withSMTP {
+		bg(func() { probeLoop(ctx, caps, dialer, log) })
+	}
 	bg(func() {
 		if err := control.Serve(ctx, ctlLn, ops, log); err != nil {
 			log.Error("control socket stopped", "err", err)
@@ -347,9 +369,21 @@ func serve(args []string, stderr io.Writer) error {
 		})
 	}
 
+	errc := make(chan error, len(lns)+1)
+	if policyLn != nil {
+		ps, err := newPolicyServer(cfg, log, classifier, obs, grey, srv.Traps)
+		if err != nil {
+			stop()
+			wg.Wait()
+			return err
+		}
+		lns = append(lns, policyLn)
+		log.Info("policy server listening", "addr", cfg.Policy.Listen, "whitelist_entries", ps.Whitelist.Load().Len(), "store", cfg.Store.Path)
+		go func() { errc <- ps.Serve(ctx, policyLn) }()
+		bg(func() { policyReloadLoop(ctx, ps, cfg, log) })
+	}
 	started = true
-	errc := make(chan error, len(lns))
-	for _, ln := range lns {
+	for _, ln := range lns[:len(smtpListen)] {
 		log.Info("listening", "addr", ln.Addr().String(), "backend", cfg.Backend.Address, "handoff", cfg.Backend.Handoff, "store", cfg.Store.Path)
 		go func() { errc <- srv.Serve(ctx, ln) }()
 	}
@@ -408,5 +442,23 @@ func reloadLoop(ctx context.Context, l *lists.Set, t *server.TLSHolder, log *slo
 			continue
 		}
 		log.Info("reloaded lists and certificate", "prefixes", l.Counts())
+	}
+}
+
+// newGreylister is the greylist engine on st with the [greylist] timings,
+// selective mode and SPF keying (spf may be nil); the SMTP front line and
+// the policy server share its settings.
+func newGreylister(cfg *config.Config, st store.Store, selective bool, spf *greylist.SPF) *greylist.Greylister {
+	return &greylist.Greylister{
+		Store: st,
+		Params: store.GreyParams{
+			PassDelay:   cfg.Greylist.PassDelay.Duration,
+			RetryWindow: cfg.Greylist.RetryWindow.Duration,
+			PassedTTL:   cfg.Greylist.WhiteTTL.Duration,
+		},
+		PrefixV4:  cfg.Greylist.PrefixV4,
+		PrefixV6:  cfg.Greylist.PrefixV6,
+		Selective: selective,
+		SPF:       spf,
 	}
 }

@@ -43,6 +43,7 @@ type Config struct {
 	API        API        `toml:"api"`        // follow.go
 	Candidates Candidates `toml:"candidates"` // follow.go
 	Metrics    Metrics    `toml:"metrics"`    // ops.go
+	Policy     Policy     `toml:"policy"`
 }
 
 // Networks configures network and ASN reputation, prefix escalation and
@@ -80,6 +81,19 @@ type Big struct {
 	Refresh Duration   `toml:"refresh"` // how often the SPF records are resolved again
 	Disable StringList `toml:"disable"` // provider domains of the built-in list to leave out
 	Add     StringList `toml:"add"`     // more providers: "domain" or "domain=spf-name"
+}
+
+// Policy configures the Postfix policy server (postgrey's job).
+type Policy struct {
+	Listen              string     `toml:"listen"`                 // TCP host:port or unix socket path; "" = off
+	GreylistAction      string     `toml:"greylist_action"`        // Postfix action for a greylisted request
+	GreylistText        string     `toml:"greylist_text"`          // after the action; %s seconds left, %r recipient domain
+	BlackAction         string     `toml:"black_action"`           // REJECT or DEFER, for black clients
+	XGreylistHeader     string     `toml:"x_greylist_header"`      // PREPENDed on a first pass; "" = none
+	AutoWhitelistClient int        `toml:"auto_whitelist_clients"` // passes before a client is white; 0 = never
+	WhitelistClients    StringList `toml:"whitelist_clients"`      // postgrey whitelist_clients files (+ .local)
+	WhitelistRecipients StringList `toml:"whitelist_recipients"`   // postgrey whitelist_recipients files (+ .local)
+	Privacy             bool       `toml:"privacy"`                // store tuple keys as SHA-1 hashes (postgrey --privacy)
 }
 
 // Tarpit configures what black hosts meet, and the pregreet test.
@@ -142,8 +156,9 @@ type Greylist struct {
 
 // Store configures the state database.
 type Store struct {
-	Path        string   `toml:"path"`         // bbolt file
-	ExpireEvery Duration `toml:"expire_every"` // how often expired entries are swept
+	Path           string   `toml:"path"`             // bbolt file
+	ExpireEvery    Duration `toml:"expire_every"`     // how often expired entries are swept
+	GreyFlushEvery Duration `toml:"grey_flush_every"` // greylist sightings are written in batches this often; 0 = each at once
 }
 
 // Lists names the static allow and block list files.
@@ -218,8 +233,9 @@ func Default() *Config {
 			SPFTimeout:  Duration{2 * time.Second},
 		},
 		Store: Store{
-			Path:        "/var/lib/greypit/greypit.db",
-			ExpireEvery: Duration{time.Minute},
+			Path:           "/var/lib/greypit/greypit.db",
+			ExpireEvery:    Duration{time.Minute},
+			GreyFlushEvery: Duration{time.Second},
 		},
 		Log:   Log{Level: "info", Format: "text"},
 		Lists: Lists{PollEvery: Duration{10 * time.Second}},
@@ -261,6 +277,13 @@ func Default() *Config {
 		Follow:     defaultFollow(),
 		Feedback:   defaultFeedback(),
 		Candidates: defaultCandidates(),
+		Policy: Policy{
+			GreylistAction:      "DEFER_IF_PERMIT",
+			GreylistText:        "Greylisted, see http://postgrey.schweikert.ch/help/%r.html",
+			BlackAction:         "DEFER",
+			XGreylistHeader:     "X-Greylist: delayed %t seconds by greypit-%v at %h; %d",
+			AutoWhitelistClient: 5,
+		},
 	}
 }
 

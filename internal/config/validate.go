@@ -160,6 +160,10 @@ func (c *Config) Validate() error {
 		bad("store.path", "must not be empty")
 	}
 	positive("store.expire_every", c.Store.ExpireEvery)
+	if c.Store.GreyFlushEvery.Duration < 0 {
+		bad("store.grey_flush_every", "must be >= 0 (0 writes every sighting at once)")
+	}
+	c.validatePolicy(bad)
 
 	for _, f := range c.Lists.Allow {
 		if strings.TrimSpace(f) == "" {

@@ -49,7 +49,7 @@ var (
 		"DNSBL lookups, by list and result: hit, miss, timeout, error.", "list", "result")
 
 	Policy = Default.NewCounterVec("greypit_policy_requests_total",
-		"Postfix policy delegation requests, by action (reserved for the policy server).", "action")
+		"Postfix policy delegation answers, by action verb.", "action")
 
 	StoreErrors = Default.NewCounterVec("greypit_store_errors_total",
 		"Failed store operations on the SMTP path, by operation.", "op")

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -22,6 +23,10 @@ var ErrLocked = errors.New("store: database file is locked")
 // BoltOptions.Timeout is zero. bbolt itself would wait forever, which would
 // hang a `greypit db` command behind a running daemon.
 const DefaultLockTimeout = time.Second
+
+// initialMmapSize is the address space bbolt maps at open (1 GiB: about
+// 3 million greylist tuples before the first remap).
+const initialMmapSize = 1 << 30
 
 // BoltOptions configure OpenBolt.
 type BoltOptions struct {
@@ -39,6 +44,8 @@ type Bolt struct {
 	db       *bolt.DB
 	path     string
 	readOnly bool
+	lens     [2]prefixLens // white, black: see prefixlens.go
+	closed   atomic.Bool   // for MatchAll's no-transaction path
 }
 
 var _ Store = (*Bolt)(nil)
@@ -64,6 +71,11 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:  timeout,
 		ReadOnly: opts.ReadOnly,
+		// Growing the file remaps it, and a remap waits for every read
+		// transaction and blocks new ones: a latency spike for every
+		// connection. Reserving address space up front (not memory)
+		// makes remaps rare.
+		InitialMmapSize: initialMmapSize,
 		// NoSync stays false: every commit is fsynced, so an acknowledged
 		// greylist pass or white entry survives a power loss.
 	})
@@ -95,7 +107,12 @@ func (b *Bolt) init() error {
 		return nil
 	}
 	if b.readOnly {
-		return b.db.View(func(tx *bolt.Tx) error { return check(tx.Bucket(metaBucket)) })
+		return b.db.View(func(tx *bolt.Tx) error {
+			if err := check(tx.Bucket(metaBucket)); err != nil {
+				return err
+			}
+			return b.scanLens(tx)
+		})
 	}
 	return b.db.Update(func(tx *bolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(metaBucket)
@@ -113,7 +130,7 @@ func (b *Bolt) init() error {
 				return err
 			}
 		}
-		return nil
+		return b.scanLens(tx)
 	})
 }
 
@@ -122,6 +139,7 @@ func (b *Bolt) Path() string { return b.path }
 
 // Close releases the file and its lock.
 func (b *Bolt) Close() error {
+	b.closed.Store(true)
 	if err := b.db.Close(); err != nil {
 		return fmt.Errorf("store: close %s: %w", b.path, err)
 	}
@@ -149,7 +167,7 @@ func decode(k Kind, key, v []byte) (Entry, error) {
 }
 
 func put(tx *bolt.Tx, e Entry) error {
-	v, err := json.Marshal(e)
+	v, err := encodeEntry(nil, e)
 	if err != nil {
 		return fmt.Errorf("store: encode %s entry %q: %w", e.Kind, e.Key, err)
 	}
@@ -157,6 +175,7 @@ func put(tx *bolt.Tx, e Entry) error {
 	if bk == nil {
 		return fmt.Errorf("store: put %s entry %q: %w", e.Kind, e.Key, bolt.ErrDatabaseReadOnly)
 	}
+
 	if err := bk.Put([]byte(e.Key), v); err != nil {
 		return fmt.Errorf("store: put %s entry %q: %w", e.Kind, e.Key, err)
 	}
@@ -286,6 +305,9 @@ func (b *Bolt) MatchAll(ctx context.Context, k Kind, addr netip.Addr) ([]Entry, 
 		return nil, errors.New("store: match: invalid address")
 	}
 	addr = addr.Unmap().WithZone("")
+	if !b.lensFor(k).any(addr.Is4()) && !b.closed.Load() {
+		return nil, ctx.Err() // no key of this family: no transaction needed
+	}
 	now := time.Now()
 	var out []Entry
 	err := b.view(ctx, "match", func(tx *bolt.Tx) error {
@@ -296,7 +318,11 @@ func (b *Bolt) MatchAll(ctx context.Context, k Kind, addr netip.Addr) ([]Entry, 
 		// The keys are built in one buffer: this runs for every
 		// connection, twice, with up to 129 candidate keys.
 		var buf [64]byte
+		lens := b.lensFor(k)
 		for bits := addr.BitLen(); bits >= 0; bits-- {
+			if !lens.has(addr.Is4(), bits) {
+				continue
+			}
 			key := addr.AppendTo(buf[:0]) // AddrKey
 			if bits < addr.BitLen() {
 				key = netip.PrefixFrom(addr, bits).Masked().AppendTo(buf[:0]) // PrefixKey
@@ -324,6 +350,7 @@ func (b *Bolt) Put(ctx context.Context, e Entry) error {
 	if err := CheckEntry(e); err != nil {
 		return err
 	}
+	b.noteKey(e.Kind, e.Key)
 	return b.update(ctx, "put", func(tx *bolt.Tx) error { return own(put(tx, e)) })
 }
 
@@ -503,6 +530,7 @@ func (b *Bolt) Refresh(ctx context.Context, key, reason, source string, now time
 		return Entry{}, fmt.Errorf("store: refresh %q: ttl %v is not positive", key, ttl)
 	}
 	now = now.Round(0)
+	b.noteKey(White, key)
 	var out Entry
 	err := b.batch(ctx, "refresh", func(tx *bolt.Tx) error {
 		old, found, err := getLive(tx, White, key, now)
@@ -557,6 +585,11 @@ func (b *Bolt) Expire(ctx context.Context, now time.Time) (int, error) {
 			n += len(dead)
 		}
 		m, err := expireTrapRecords(tx, now)
+		n += m
+		if err != nil {
+			return err
+		}
+		m, err = expireAWL(tx, now)
 		n += m
 		return err
 	})

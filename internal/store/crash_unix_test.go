@@ -45,6 +45,8 @@ func TestCrashHelper(t *testing.T) {
 			os.Exit(2)
 		}
 		fmt.Println("ready")
+	case "greycache":
+		greyCacheLoad(b) // never returns
 	case "busy":
 		// Keep writing; every number printed has been committed.
 		fmt.Println("ready")

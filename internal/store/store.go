@@ -145,6 +145,10 @@ type Store interface {
 	// Candidates calls fn for every candidate in address order.
 	Candidates(ctx context.Context, fn func(Candidate) error) error
 
+	// CountPass counts one greylist pass of the client at addrKey towards
+	// auto-whitelisting (postgrey's rule: at most one per gap) and returns
+	// the count; a counter unused for ttl starts again.
+	CountPass(ctx context.Context, addrKey string, now time.Time, gap, ttl time.Duration) (int64, error)
 	Close() error
 	// TrapStore keeps harvester visits and trap hits (traps.go).
 	TrapStore
