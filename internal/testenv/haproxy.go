@@ -64,13 +64,16 @@ func StartHAProxy(t testing.TB, routes ...HAProxyRoute) *HAProxy {
 		h.cmd.Process.Kill()
 		<-done
 	})
-	ready := poll(10*time.Second, 50*time.Millisecond, func() bool {
+	// Each probe is bounded, so a stalled one cannot outlast the deadline;
+	// a loaded machine (parallel Postfix instances) can take seconds.
+	hc := &http.Client{Timeout: 2 * time.Second}
+	ready := poll(30*time.Second, 50*time.Millisecond, func() bool {
 		select {
 		case <-done:
 			return true
 		default:
 		}
-		resp, err := http.Get("http://" + monitor + "/ready")
+		resp, err := hc.Get("http://" + monitor + "/ready")
 		if err != nil {
 			return false
 		}
@@ -83,7 +86,7 @@ func StartHAProxy(t testing.TB, routes ...HAProxyRoute) *HAProxy {
 	default:
 	}
 	if !ready {
-		t.Fatalf("testenv: haproxy not ready in 10s:\n%s", h.out)
+		t.Fatalf("testenv: haproxy not ready in 30s:\n%s", h.out)
 	}
 	return h
 }
