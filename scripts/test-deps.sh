@@ -19,6 +19,13 @@
 # postgrey service is not started (no systemd in tests; the tests run
 # /usr/sbin/postgrey themselves on a loopback port).
 #
+# haproxy is the load balancer of the PROXY protocol test (testenv runs
+# private instances from temp configs; the package's default config binds
+# no SMTP port). promtool (package prometheus) lints greypit's /metrics in
+# the metrics test; on a systemd host the package also enables a
+# Prometheus server on :9090, which the tests do not use
+# (`systemctl disable --now prometheus` if unwanted).
+#
 # Later components join the list with their issues: chromium goes into
 # pkg_of and the default `want` below.
 set -euo pipefail
@@ -36,11 +43,13 @@ declare -A pkg_of=(
 	[IO::Socket::SSL]=libio-socket-ssl-perl
 	[dig]=dnsutils
 	[redis-server]=redis-server
+	[haproxy]=haproxy
+	[promtool]=prometheus
 	[postgrey]=postgrey
 	[db_dump]=db-util
 )
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(postfix postconf postqueue swaks IO::Socket::INET6 Net::SSLeay IO::Socket::SSL dig redis-server postgrey db_dump)
+[ ${#want[@]} -gt 0 ] || want=(postfix postconf postqueue swaks IO::Socket::INET6 Net::SSLeay IO::Socket::SSL dig redis-server postgrey db_dump haproxy promtool)
 
 # present reports whether a command (or, for a name with "::", a Perl
 # module) is installed.

@@ -24,6 +24,7 @@ import (
 	"github.com/greypit/greypit/internal/greylist"
 	"github.com/greypit/greypit/internal/handoff"
 	"github.com/greypit/greypit/internal/lists"
+	"github.com/greypit/greypit/internal/metrics"
 	"github.com/greypit/greypit/internal/networks"
 	"github.com/greypit/greypit/internal/server"
 	"github.com/greypit/greypit/internal/session"
@@ -166,6 +167,13 @@ func run(cfg *config.Config, stderr io.Writer, withSMTP bool) error {
 		}
 		opened = append(opened, dnsPC, dnsLn)
 	}
+	var metricsLn net.Listener
+	if cfg.Metrics.Listen != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
+		opened = append(opened, metricsLn)
+	}
 	var apiLn net.Listener
 	if cfg.API.Listen != "" {
 		if apiLn, err = net.Listen("tcp", cfg.API.Listen); err != nil {
@@ -244,6 +252,10 @@ func run(cfg *config.Config, stderr io.Writer, withSMTP bool) error {
 	}
 	if history != nil {
 		srv.History = history.Record
+	}
+	if cfg.SMTP.ProxyProtocol {
+		trusted, _ := config.ParsePrefixes(cfg.SMTP.ProxyTrusted) // validated
+		srv.Proxy = &server.ProxyIn{Trusted: trusted, Timeout: cfg.SMTP.ProxyTimeout.Duration}
 	}
 	ops := &control.Local{
 		Store:      obs,
@@ -348,6 +360,17 @@ func run(cfg *config.Config, stderr io.Writer, withSMTP bool) error {
 			a := &api.Server{Token: cfg.API.Token, Applier: ops.Feedback, Log: log}
 			if err := a.Serve(ctx, apiLn); err != nil {
 				log.Error("api stopped", "err", err)
+			}
+		})
+	}
+
+	if metricsLn != nil {
+		v := Version
+		metrics.BuildVersion.Store(&v)
+		log.Info("metrics listening", "addr", metricsLn.Addr().String())
+		bg(func() {
+			if err := metrics.Serve(ctx, metricsLn, log); err != nil {
+				log.Error("metrics stopped", "err", err)
 			}
 		})
 	}

@@ -42,6 +42,7 @@ type Config struct {
 	Feedback   Feedback   `toml:"feedback"`   // follow.go
 	API        API        `toml:"api"`        // follow.go
 	Candidates Candidates `toml:"candidates"` // follow.go
+	Metrics    Metrics    `toml:"metrics"`    // ops.go
 	Policy     Policy     `toml:"policy"`
 }
 
@@ -127,7 +128,9 @@ type SMTP struct {
 	MaxMessageSize int64      `toml:"max_message_size"` // bytes; advertised in SIZE and checked
 	TLSCert        string     `toml:"tls_cert"`         // PEM file; with tls_key enables STARTTLS
 	TLSKey         string     `toml:"tls_key"`          // PEM file; both or neither
-	ProxyProtocol  bool       `toml:"proxy_protocol"`   // reserved: accept PROXY v2 from a load balancer
+	ProxyProtocol  bool       `toml:"proxy_protocol"`   // every connection starts with a PROXY v1/v2 header
+	ProxyTrusted   StringList `toml:"proxy_trusted"`    // CIDRs of the load balancers allowed to send it
+	ProxyTimeout   Duration   `toml:"proxy_timeout"`    // the header must arrive within this
 }
 
 // Backend configures the real MTA that white hosts are spliced to.
@@ -227,6 +230,8 @@ func Default() *Config {
 			MaxErrors:      10,
 			MaxRecipients:  100,
 			MaxMessageSize: 50 << 20,
+			ProxyTrusted:   StringList{"127.0.0.0/8", "::1/128"},
+			ProxyTimeout:   Duration{5 * time.Second},
 		},
 		Backend: Backend{
 			Address:        "127.0.0.1:10025",

@@ -288,7 +288,9 @@ func TestValidate(t *testing.T) {
 		{"hostname crlf", func(c *Config) { c.SMTP.Hostname = "mx\r\n250 x" }, "smtp.hostname: "},
 		{"greet_wait", func(c *Config) { c.SMTP.GreetWait = Duration{-time.Second} }, "smtp.greet_wait: must be >= 0"},
 		{"drain_timeout", func(c *Config) { c.SMTP.DrainTimeout = Duration{} }, "smtp.drain_timeout: must be > 0"},
-		{"proxy_protocol", func(c *Config) { c.SMTP.ProxyProtocol = true }, "smtp.proxy_protocol: not supported yet"},
+		{"proxy_trusted", func(c *Config) { c.SMTP.ProxyTrusted = StringList{"10.0.0.0/33"} }, `smtp.proxy_trusted: "10.0.0.0/33" is not a CIDR prefix`},
+		{"proxy_trusted empty", func(c *Config) { c.SMTP.ProxyProtocol, c.SMTP.ProxyTrusted = true, nil }, "smtp.proxy_trusted: must not be empty"},
+		{"proxy_timeout", func(c *Config) { c.SMTP.ProxyTimeout = Duration{} }, "smtp.proxy_timeout: must be > 0"},
 		{"command_timeout", func(c *Config) { c.SMTP.CommandTimeout = Duration{-1} }, "smtp.command_timeout: must be > 0"},
 		{"session_timeout", func(c *Config) { c.SMTP.SessionTimeout = Duration{} }, "smtp.session_timeout: must be > 0"},
 		{"data_timeout", func(c *Config) { c.SMTP.DataTimeout = Duration{} }, "smtp.data_timeout: must be > 0"},
@@ -383,4 +385,17 @@ func FuzzSetOneKey(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestProxyTrustedParsed(t *testing.T) {
+	got, err := ParsePrefixes([]string{"10.1.2.3/8", "::ffff:192.0.2.0/120", "2001:db8::1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"10.0.0.0/8", "192.0.2.0/24", "2001:db8::1/128"}
+	for i, p := range got {
+		if p.String() != want[i] {
+			t.Errorf("prefix %d = %s, want %s", i, p, want[i])
+		}
+	}
 }

@@ -46,16 +46,9 @@ func ParseNetOrASN(s string) (netip.Prefix, uint32, error) {
 	if n, err := strconv.ParseUint(num, 10, 32); err == nil && num != "" && n > 0 {
 		return netip.Prefix{}, uint32(n), nil
 	}
-	p, err := netip.ParsePrefix(s)
+	ps, err := ParsePrefixes([]string{s})
 	if err != nil {
-		a, aerr := netip.ParseAddr(s)
-		if aerr != nil || a.Zone() != "" {
-			return netip.Prefix{}, 0, fmt.Errorf("%q is neither a CIDR prefix nor an AS number (AS15169)", s)
-		}
-		p = netip.PrefixFrom(a, a.BitLen())
+		return netip.Prefix{}, 0, fmt.Errorf("%q is neither a CIDR prefix nor an AS number (AS15169)", s)
 	}
-	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-	}
-	return p.Masked(), 0, nil
+	return ps[0], 0, nil
 }

@@ -87,11 +87,9 @@ func (c *Config) Validate() error {
 		bad("smtp.greet_wait", "must be >= 0 (0 turns the pause off)")
 	}
 	positive("smtp.drain_timeout", s.DrainTimeout)
-	if s.ProxyProtocol {
-		// Refused rather than ignored: a listener behind a load balancer
-		// that did not read the header would see every client as the
-		// balancer and whitelist or block it wholesale.
-		bad("smtp.proxy_protocol", "not supported yet; PROXY protocol from a load balancer is planned")
+	c.validateProxy(bad)
+	if c.Metrics.Listen != "" {
+		hostPort("metrics.listen", c.Metrics.Listen)
 	}
 	positive("smtp.command_timeout", s.CommandTimeout)
 	positive("smtp.session_timeout", s.SessionTimeout)

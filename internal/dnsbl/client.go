@@ -160,6 +160,9 @@ func (c *Checker) Check(ctx context.Context, addr netip.Addr) Result {
 	}
 	for _, z := range c.zones { // report in configuration order
 		a, ok := got[z]
+		if ok {
+			countLookup(z, a.err, len(a.lk.addrs) > 0)
+		}
 		switch {
 		case !ok:
 		case a.err != nil:
@@ -261,7 +264,7 @@ func (c *Checker) query(ctx context.Context, name string, qtype uint16) ([]strin
 	resp, err := c.o.DNS.Exchange(ctx, m)
 	if err != nil {
 		if errors.Is(err, dnsx.ErrTimeout) {
-			return nil, false, errors.New("timeout")
+			return nil, false, errTimeout
 		}
 		return nil, false, err
 	}

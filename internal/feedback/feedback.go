@@ -98,7 +98,8 @@ func ParseClient(s string) (netip.Addr, error) {
 }
 
 // Apply applies one verdict.
-func (a *Applier) Apply(ctx context.Context, v Verdict) (Result, error) {
+func (a *Applier) Apply(ctx context.Context, v Verdict) (res Result, err error) {
+	defer func() { countVerdict(v, res, err, a.DryRun) }()
 	ip, err := ParseClient(v.Client)
 	if err != nil {
 		return Result{}, err
@@ -107,7 +108,7 @@ func (a *Applier) Apply(ctx context.Context, v Verdict) (Result, error) {
 		return Result{}, errors.New("verdict without a source")
 	}
 	key := store.AddrKey(ip)
-	res := Result{Client: key, DryRun: a.DryRun}
+	res = Result{Client: key, DryRun: a.DryRun}
 	now := a.now()
 	reason := v.Kind + " verdict"
 	if v.Reason != "" {

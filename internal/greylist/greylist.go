@@ -89,6 +89,7 @@ func (g *Greylister) CheckAttempt(ctx context.Context, a Attempt) (Decision, err
 	if spfPass {
 		if g.Selective {
 			if _, err := g.Store.Get(ctx, store.Grey, KnownKey(domain)); err == nil {
+				greyPass.Inc()
 				return Decision{Key: KnownKey(domain), Outcome: store.GreyPass, SPFDomain: domain, Known: true}, nil
 			}
 		}
@@ -106,6 +107,7 @@ func (g *Greylister) CheckAttempt(ctx context.Context, a Attempt) (Decision, err
 	if err != nil {
 		return g.storeFailed(key, err)
 	}
+	countOutcome(out, e, now)
 	d := Decision{Key: key, Outcome: out, Entry: e}
 	if spfPass {
 		d.SPFDomain = domain
@@ -121,6 +123,7 @@ func (g *Greylister) CheckAttempt(ctx context.Context, a Attempt) (Decision, err
 // storeFailed is CheckAttempt's answer when the store fails: the error, or
 // with FailOpen a pass that carries it.
 func (g *Greylister) storeFailed(key string, err error) (Decision, error) {
+	storeErrors.Inc()
 	err = fmt.Errorf("greylist %q: %w", key, err)
 	if g.FailOpen {
 		return Decision{Key: key, Outcome: store.GreyPass, StoreErr: err}, nil

@@ -98,7 +98,8 @@ func (d *Dialer) dial(ctx context.Context, cl Client) (*net.TCPConn, error) {
 // Open starts a backend session for a client that greeted greypit: it
 // connects, identifies the client, reads the greeting and repeats the
 // client's HELO/EHLO. Any failure closes the connection.
-func (d *Dialer) Open(ctx context.Context, cl Client) (*Conn, error) {
+func (d *Dialer) Open(ctx context.Context, cl Client) (_ *Conn, err error) {
+	defer func() { count(handoffs, err) }()
 	tc, err := d.dial(ctx, cl)
 	if err != nil {
 		return nil, err
@@ -254,7 +255,8 @@ func (bc *Conn) Splice(client net.Conn, pending []byte, deadline time.Time) (Sta
 }
 
 // Splice connects a white client to the backend from its first byte.
-func (d *Dialer) Splice(ctx context.Context, client net.Conn, cl Client, deadline time.Time) (Stats, error) {
+func (d *Dialer) Splice(ctx context.Context, client net.Conn, cl Client, deadline time.Time) (_ Stats, err error) {
+	defer func() { count(splices, err) }()
 	tc, err := d.dial(ctx, cl)
 	if err != nil {
 		return Stats{}, err

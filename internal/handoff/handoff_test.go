@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"github.com/greypit/greypit/internal/metrics"
 	"github.com/greypit/greypit/internal/testenv"
 	"io"
 	"net"
@@ -185,10 +186,14 @@ func asError(t *testing.T, err error) *Error {
 }
 
 func TestOpenRefused(t *testing.T) {
+	errs, ok := metrics.BackendErrors.With("connect").Value(), handoffs.Value()
 	_, err := dialer(testenv.ClosedPort(t), ProxyV2).Open(context.Background(), clientV4)
 	he := asError(t, err)
 	if he.Step != "connect" || he.Reply.Code != 0 || !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("error = %#v (%v), want step connect wrapping ECONNREFUSED", he, err)
+	}
+	if d := metrics.BackendErrors.With("connect").Value() - errs; d != 1 || handoffs.Value() != ok {
+		t.Errorf("backend connect errors moved by %d, hand-offs by %d; want 1, 0", d, handoffs.Value()-ok)
 	}
 }
 

@@ -3,11 +3,9 @@ package handoff
 import (
 	"encoding/binary"
 	"net/netip"
-)
 
-// proxyV2Sig is the 12-byte signature of a PROXY protocol v2 header
-// (haproxy proxy-protocol.txt §2.2).
-var proxyV2Sig = []byte("\r\n\r\n\x00\r\nQUIT\n")
+	"github.com/greypit/greypit/internal/proxyproto"
+)
 
 // ProxyV2Header encodes a PROXY v2 header for a TCP connection from src to
 // dst. Version 2, command PROXY (0x21); family and transport TCP over IPv4
@@ -16,7 +14,7 @@ var proxyV2Sig = []byte("\r\n\r\n\x00\r\nQUIT\n")
 func ProxyV2Header(src, dst netip.AddrPort) []byte {
 	sa, da := src.Addr().Unmap(), dst.Addr().Unmap()
 	b := make([]byte, 0, 16+36)
-	b = append(b, proxyV2Sig...)
+	b = append(b, proxyproto.V2Sig...)
 	b = append(b, 0x21)
 	if sa.Is4() && da.Is4() {
 		b = append(b, 0x11)

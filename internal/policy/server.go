@@ -191,6 +191,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 			return
 		}
 		action := s.Decide(ctx, &req, &cs)
+		countAction(action)
 		if err := WriteAction(bw, action); err != nil {
 			return
 		}

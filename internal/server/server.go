@@ -24,6 +24,7 @@ import (
 	"github.com/greypit/greypit/internal/classify"
 	"github.com/greypit/greypit/internal/greylist"
 	"github.com/greypit/greypit/internal/handoff"
+	"github.com/greypit/greypit/internal/metrics"
 	"github.com/greypit/greypit/internal/session"
 	"github.com/greypit/greypit/internal/smtp"
 	"github.com/greypit/greypit/internal/store"
@@ -78,6 +79,8 @@ type Server struct {
 	Traps *traps.Checker
 	// History, if set, gets every session's outcome for reports.
 	History func(store.Event)
+	// Proxy, if set, reads a PROXY header from each connection first.
+	Proxy *ProxyIn
 
 	initOnce sync.Once
 	active   atomic.Int64
@@ -164,16 +167,25 @@ func (s *Server) track(c net.Conn, on bool) {
 func (s *Server) handle(ctx context.Context, c net.Conn) {
 	start := time.Now()
 	id := s.prefix + "-" + strconv.FormatUint(s.seq.Add(1), 36)
-	client := session.AddrPort(c.RemoteAddr())
 	owned := true // false once the tarpit holds the connection
 	defer func() {
 		if owned {
 			c.Close()
 		}
 	}()
+	if s.Proxy != nil {
+		pc, err := s.Proxy.accept(c)
+		if err != nil {
+			s.proxyFailed(id, c, err, start)
+			return
+		}
+		c = pc
+	}
+	client := session.AddrPort(c.RemoteAddr())
 
 	d, err := s.Classifier.Classify(ctx, client.Addr())
 	if err != nil {
+		metrics.StoreErrors.With("classify").Inc()
 		s.Log.Error("classify failed", "conn", id, "client", client.Addr().String(), "err", err)
 	}
 	// Black hosts go to the tarpit, which has caps of its own: a flood of
@@ -200,6 +212,9 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		return
 	}
 	defer s.active.Add(-1)
+	gauge := activeGauge(d.Path)
+	gauge.Inc()
+	defer gauge.Dec()
 	s.track(c, true)
 	defer s.track(c, false)
 
@@ -302,6 +317,8 @@ func (s *Server) toTarpit(c net.Conn, id string, client netip.AddrPort, reason, 
 	err := s.Tarpit.Add(c, tarpit.Info{ID: id, Client: client, Reason: reason, Rule: rule}, pending)
 	if err != nil {
 		s.toTarpitRefused(c)
+	} else {
+		activeBlack.Inc() // until LogTarpit
 	}
 	return err
 }
@@ -319,10 +336,10 @@ const pregreetReason = "pregreet: talked before the SMTP banner"
 // pregreet test): real MTAs wait for the greeting (RFC 5321 §3.1).
 func (s *Server) pregreet(ctx context.Context, a netip.Addr) error {
 	now := time.Now()
-	return s.Store.Put(ctx, store.Entry{
+	return countStoreErr("pregreet", s.Store.Put(ctx, store.Entry{
 		Kind: store.Black, Key: store.AddrKey(a), Reason: pregreetReason, Source: "pregreet",
 		Created: now, Updated: now, Expires: now.Add(s.PregreetTTL), Count: 1,
-	})
+	}))
 }
 
 // LogTarpit writes the verdict line of a tarpit session.
@@ -336,10 +353,14 @@ func (s *Server) LogTarpit(v tarpit.Verdict) {
 	attrs = append(attrs, "duration", v.Held.Round(time.Millisecond))
 	s.Log.Info("verdict", attrs...)
 	s.record(v.Client.Addr(), "black", v.Outcome, v.Held.Seconds())
+	activeBlack.Dec()
+	metrics.TarpitHeld.Add(v.Held.Seconds())
+	metrics.TarpitDripped.Add(uint64(max(v.Dripped, 0)))
 }
 
-// record passes a session's outcome to the history.
+// record passes a session's outcome to the history and the metrics.
 func (s *Server) record(client netip.Addr, path, outcome string, tarpit float64) {
+	metrics.Sessions.With(path, outcome).Inc()
 	if s.History != nil {
 		s.History(store.Event{Time: time.Now(), Client: client.Unmap().String(), Path: path, Outcome: outcome, Tarpit: tarpit})
 	}
@@ -360,7 +381,7 @@ func attrValue(attrs []any, key string) string {
 // whitelist records a host that passed greylisting.
 func (s *Server) whitelist(ctx context.Context, a netip.Addr) error {
 	_, err := s.Store.Refresh(ctx, store.AddrKey(a), "passed greylisting", classify.SourceGreylist, time.Now(), s.WhiteTTL)
-	return err
+	return countStoreErr("whitelist", err)
 }
 
 // refreshEvery bounds store writes for busy white hosts: the lifetime is
@@ -373,6 +394,7 @@ func (s *Server) refresh(ctx context.Context, a netip.Addr, e *store.Entry, log 
 		return
 	}
 	if _, err := s.Store.Refresh(ctx, e.Key, e.Reason, e.Source, time.Now(), s.WhiteTTL); err != nil {
+		metrics.StoreErrors.With("refresh").Inc()
 		log.Warn("white refresh failed", "err", err)
 	}
 }

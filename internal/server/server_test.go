@@ -44,6 +44,7 @@ type config struct {
 	proxyMTA     bool // start a fake backend in proxy-v2 mode
 	black        server.BlackHandler
 	history      func(store.Event)
+	proxy        *server.ProxyIn
 }
 
 // gatedBlack is Reject, run once gate is closed.
@@ -115,6 +116,7 @@ func newFixture(t *testing.T, cfg config) *fixture {
 		WhiteTTL:    24 * time.Hour,
 		MaxSessions: cfg.maxSessions,
 		History:     cfg.history,
+		Proxy:       cfg.proxy,
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

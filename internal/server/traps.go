@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/greypit/greypit/internal/classify"
+	"github.com/greypit/greypit/internal/metrics"
 	"github.com/greypit/greypit/internal/session"
 	"github.com/greypit/greypit/internal/tarpit"
 )
@@ -20,11 +21,14 @@ func (s *Server) trap(ctx context.Context, a netip.Addr, helo, from, rcpt string
 		s.Log.Warn("spamtrap check failed", "client", a.String(), "err", err)
 		return "", false
 	case err != nil:
+		metrics.TrapHits.Inc()
+		metrics.StoreErrors.With("trap").Inc()
 		s.Log.Error("spamtrap hit not recorded", "client", a.String(), "err", err)
 		return h.Field + " " + h.Address + " (" + h.Rule + ")", true
 	case !hit:
 		return "", false
 	}
+	metrics.TrapHits.Inc()
 	return e.Reason, true
 }
 
@@ -43,7 +47,9 @@ func (s *Server) trappedToTarpit(c net.Conn, id string, client netip.AddrPort, r
 	}
 	info := tarpit.Info{ID: id, Client: client, Reason: classify.TrapReason, Rule: "spamtrap: " + r.Trap}
 	err := s.Tarpit.AddResumed(c, info, pending, tarpit.Resume{Helo: r.Helo, HaveMail: true, From: r.From})
-	if err != nil {
+	if err == nil {
+		activeBlack.Inc() // until LogTarpit
+	} else {
 		// The tarpit is full: end with a temporary refusal (RFC 5321 §3.8);
 		// the host is black from its next connection on.
 		s.toTarpitRefused(c)

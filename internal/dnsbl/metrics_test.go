@@ -1,0 +1,33 @@
+package dnsbl
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/greypit/greypit/internal/metrics"
+)
+
+// Each list's answer is counted: a hit, a miss, and a silent list's timeout.
+func TestLookupMetrics(t *testing.T) {
+	srv := newDNS(t, "slow.metrics.test", "bl.metrics.test")
+	srv.Add(t, "9.2.0.192.bl.metrics.test. 300 IN A 127.0.0.2")
+	srv.Drop("slow.metrics.test", true)
+	c := checker(t, srv, []string{"slow.metrics.test", "bl.metrics.test"}, Options{Timeout: 300 * time.Millisecond})
+	c.Check(context.Background(), netip.MustParseAddr("192.0.2.9"))
+	c.Check(context.Background(), netip.MustParseAddr("192.0.2.10"))
+	for _, tc := range []struct {
+		zone, result string
+		want         uint64
+	}{
+		{"bl.metrics.test", "hit", 1},
+		{"bl.metrics.test", "miss", 1},
+		{"slow.metrics.test", "timeout", 2},
+		{"bl.metrics.test", "timeout", 0},
+	} {
+		if got := metrics.DNSBLLookups.With(tc.zone, tc.result).Value(); got != tc.want {
+			t.Errorf("%s %s = %d, want %d", tc.zone, tc.result, got, tc.want)
+		}
+	}
+}
