@@ -36,7 +36,7 @@ type HAProxy struct {
 func StartHAProxy(t testing.TB, routes ...HAProxyRoute) *HAProxy {
 	t.Helper()
 	exe := bin(t, "haproxy")
-	monitor := fmt.Sprintf("127.0.0.1:%d", ListenPort(t))
+	monitor := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 	var b strings.Builder
 	fmt.Fprintf(&b, "global\n\tmaxconn 200\n\ndefaults\n\tmode tcp\n\ttimeout connect 5s\n\ttimeout client 120s\n\ttimeout server 120s\n\n")
 	fmt.Fprintf(&b, "frontend monitor\n\tmode http\n\tbind %s\n\tmonitor-uri /ready\n\n", monitor)

@@ -8,40 +8,10 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
-
-var (
-	portsMu sync.Mutex
-	ports   = map[int]bool{} // ports FreePort has handed out in this process
-)
-
-// FreePort returns a TCP port that is currently free on 127.0.0.1 and that
-// FreePort has not returned before in this test binary. (Another process can
-// still grab it before the caller binds it; on a test machine that is rare.)
-func FreePort(t testing.TB) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("testenv: FreePort: %v", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		portsMu.Lock()
-		dup := ports[port]
-		ports[port] = true
-		portsMu.Unlock()
-		if !dup {
-			return port
-		}
-	}
-	t.Fatalf("testenv: FreePort: no fresh port after 50 tries")
-	return 0
-}
 
 // DialTimeout bounds connection setup in Dial; DialDeadline bounds the
 // whole life of a connection Dial returns, so a stuck peer cannot hang a

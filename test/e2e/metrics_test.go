@@ -54,7 +54,7 @@ func value(m map[string]testenv.Series, key string) float64 { return m[key].Valu
 func TestMetrics(t *testing.T) {
 	testenv.Require(t, "promtool")
 	pf := backend(t, testenv.ModeProxy)
-	maddr := fmt.Sprintf("127.0.0.1:%d", testenv.ListenPort(t))
+	maddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	g := startGreypit(t, greypitOpts{backend: pf.Addr(), allow: []string{"127.0.0.5"}, block: []string{"127.0.0.66"},
 		sets: []string{"metrics.listen=" + maddr, "tarpit.stutter=2ms"}})
 	before := scrape(t, maddr)

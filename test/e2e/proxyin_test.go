@@ -39,17 +39,17 @@ func (g *Greypit) verdictFor(client string) string {
 // without a banner. HAProxy's v2 LOCAL health checks are closed quietly.
 func TestProxyProtocolIn(t *testing.T) {
 	testenv.Require(t, "haproxy", "promtool")
-	maddr := fmt.Sprintf("127.0.0.1:%d", testenv.ListenPort(t))
+	maddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	pf := backend(t, testenv.ModeProxy)
 	g := startGreypit(t, greypitOpts{backend: pf.Addr(), allow: []string{"127.0.3.5"}, block: []string{"127.0.3.66"},
 		sets: []string{"smtp.proxy_protocol=true", "smtp.proxy_trusted=127.0.0.1/32", "smtp.proxy_timeout=1s", "tarpit.stutter=2ms",
 			"metrics.listen=" + maddr}})
-	v2 := fmt.Sprintf("127.0.0.1:%d", testenv.ListenPort(t))
-	v1 := fmt.Sprintf("127.0.0.1:%d", testenv.ListenPort(t))
-	v6 := fmt.Sprintf("[::1]:%d", testenv.ListenPort(t))
+	v2 := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	v1 := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	v6 := fmt.Sprintf("[::1]:%d", testenv.FreePort(t))
 	// An IPv6 socket taking IPv4 clients: HAProxy sends them as TCP6 with
 	// a v4-mapped source.
-	mappedPort := testenv.ListenPort(t)
+	mappedPort := testenv.FreePort(t)
 	mapped := fmt.Sprintf("127.0.0.1:%d", mappedPort)
 	lb := testenv.StartHAProxy(t,
 		testenv.HAProxyRoute{Listen: v2, Server: g.Addr, Send: "send-proxy-v2", Check: true},
