@@ -158,8 +158,11 @@ func bucket(tx *bolt.Tx, k Kind) *bolt.Bucket { return tx.Bucket([]byte(k)) }
 
 func decode(k Kind, key, v []byte) (Entry, error) {
 	var e Entry
-	if err := json.Unmarshal(v, &e); err != nil {
-		return Entry{}, fmt.Errorf("store: decode %s entry %q: %w", k, key, err)
+	if !decodeFast(v, &e) {
+		e = Entry{}
+		if err := json.Unmarshal(v, &e); err != nil {
+			return Entry{}, fmt.Errorf("store: decode %s entry %q: %w", k, key, err)
+		}
 	}
 	// The bucket is authoritative; the copies inside the value are for dumps.
 	e.Kind, e.Key = k, string(key)
