@@ -25,7 +25,8 @@ func encodeGrey(b []byte, e Entry) ([]byte, error) {
 func encode(b []byte, e Entry, withKey bool) ([]byte, error) {
 	for _, t := range []time.Time{e.Created, e.Updated, e.Expires, e.Pass, e.Passed} {
 		if y := t.Year(); y < 0 || y > 9999 {
-			return json.Marshal(e) // its error names the problem
+			j, err := json.Marshal(e) // its error names the problem
+			return append(b, j...), err
 		}
 	}
 	b = append(b, '{')
