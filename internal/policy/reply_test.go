@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bufio"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,5 +44,22 @@ func BenchmarkGreyAction(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		s.greyAction(r, 300)
+	}
+}
+
+// A request read into the previous one's Request keeps nothing of it but
+// equal strings: a missing attribute is missing, a changed one changes.
+func TestReadRequestReuse(t *testing.T) {
+	br := bufio.NewReader(strings.NewReader("request=smtpd_access_policy\nclient_name=a\nsender=s@x\nhelo_name=h\n\n" +
+		"request=smtpd_access_policy\nclient_name=b\nhelo_name=h\n\n"))
+	var r Request
+	if err := ReadRequest(br, &r); err != nil || r.ClientName != "a" || r.Sender != "s@x" {
+		t.Fatalf("first: %+v, %v", r, err)
+	}
+	if err := ReadRequest(br, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.ClientName != "b" || r.Sender != "" || r.Has&HasSender != 0 || r.HeloName != "h" || r.Request != "smtpd_access_policy" {
+		t.Fatalf("second: %+v", r)
 	}
 }
