@@ -274,7 +274,12 @@ func (s *Server) Decide(ctx context.Context, r *Request, cs *connState) string {
 	}
 
 	if s.Traps != nil {
-		h, _, hit, err := s.Traps.CheckAndRecord(ctx, addr, r.HeloName, r.Sender, r.Recipient)
+		// The client is grey (Classify above): Traps.CheckAndRecord
+		// without classifying it again.
+		h, hit, err := s.Traps.CheckGrey(ctx, r.Sender, r.Recipient)
+		if hit && err == nil {
+			_, err = s.Traps.Record(ctx, addr, r.HeloName, r.Sender, h)
+		}
 		switch {
 		case hit:
 			// Answered like a first sighting, so the trap is not revealed;
