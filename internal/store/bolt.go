@@ -45,6 +45,7 @@ type Bolt struct {
 	path     string
 	readOnly bool
 	lens     [2]prefixLens // white, black: see prefixlens.go
+	anyTrap  atomic.Bool   // a trap key may exist: see prefixlens.go
 	closed   atomic.Bool   // for MatchAll's no-transaction path
 }
 
@@ -266,6 +267,14 @@ func own(err error) error {
 func (b *Bolt) Get(ctx context.Context, k Kind, key string) (Entry, error) {
 	if err := validKind(k); err != nil {
 		return Entry{}, err
+	}
+	if k == Trap && !b.anyTrap.Load() && !b.closed.Load() {
+		// No trap entry at all (the usual case): asked twice per policy
+		// request, no transaction needed.
+		if err := ctx.Err(); err != nil {
+			return Entry{}, err
+		}
+		return Entry{}, ErrNotFound
 	}
 	now := time.Now()
 	var (
