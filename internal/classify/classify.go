@@ -82,17 +82,24 @@ type Classifier struct {
 // with a temporary failure, which loses nothing.
 func (c *Classifier) Classify(ctx context.Context, addr netip.Addr) (Decision, error) {
 	addr = addr.Unmap()
+	// Found values are copied before their address is taken, so a miss
+	// (the usual case, on every request) allocates nothing.
 	if src, ok := c.Lists.Allow().Lookup(addr); ok {
+		src := src
 		return Decision{Path: White, Rule: "lists.allow " + where(src), List: &src}, nil
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	if c.DNSBL.Enabled() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+	}
 	dnsblResult := c.startDNSBL(ctx, addr)
 	black, err := c.Store.Match(ctx, store.Black, addr)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return Decision{Path: Grey, Rule: "store unavailable"}, fmt.Errorf("classify: black lookup: %w", err)
 	}
 	if err == nil {
+		black := black
 		return Decision{Path: Black, Rule: "store black " + describe(&black), Reason: blackReason(&black), Entry: &black}, nil
 	}
 	// All covering white entries: a greylist-earned address entry must not

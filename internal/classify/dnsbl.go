@@ -51,10 +51,11 @@ func hits(r *dnsbl.Result) string {
 
 // bigSender applies rule 5 of Classify.
 func (c *Classifier) bigSender(addr netip.Addr) (Decision, bool) {
-	src, ok := c.BigSenders.Lookup(addr)
+	found, ok := c.BigSenders.Lookup(addr)
 	if !ok {
 		return Decision{}, false
 	}
+	src := found // escapes only when found
 	return Decision{Path: White, Rule: fmt.Sprintf("bigsenders %s (%s, SPF %s: %s)", src.Provider.Domain, src.Prefix, src.Record, src.Provider.Source),
 		BigSender: &src}, true
 }

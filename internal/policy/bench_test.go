@@ -17,6 +17,7 @@ import (
 	"github.com/greypit/greypit/internal/greylist"
 	"github.com/greypit/greypit/internal/lists"
 	"github.com/greypit/greypit/internal/store"
+	"github.com/greypit/greypit/internal/traps"
 )
 
 // BenchmarkDecide is one request's parse and decision with Debian's
@@ -122,6 +123,8 @@ func benchServer(b *testing.B) (*Server, *store.GreyCache) {
 		Greylist: &greylist.Greylister{Store: gc, PrefixV4: 24, PrefixV6: 64,
 			Params: store.GreyParams{PassDelay: 5 * time.Minute, RetryWindow: time.Hour, PassedTTL: time.Hour}},
 	}
+	// As in greypit policy: the spamtrap check runs for every grey client.
+	s.Traps = &traps.Checker{Classifier: s.Classifier, Store: gc, BlackTTL: time.Hour, MaxTTL: time.Hour, Keep: time.Hour}
 	s.Whitelist.Store(w)
 	return s, gc
 }

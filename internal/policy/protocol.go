@@ -68,7 +68,12 @@ const (
 // ReadRequest reads one request: name=value lines up to an empty line. At
 // a clean end of input before any line it returns io.EOF; in the middle of
 // a request io.ErrUnexpectedEOF.
+//
+// Values equal to the previous request's in r (most of them on a kept-alive
+// connection: request, protocol_state, client and helo names) reuse its
+// strings instead of allocating new ones.
 func ReadRequest(br *bufio.Reader, r *Request) error {
+	prev := *r
 	*r = Request{}
 	total := 0
 	lines := 0
@@ -95,7 +100,7 @@ func ReadRequest(br *bufio.Reader, r *Request) error {
 		if len(line) == 0 {
 			return nil
 		}
-		r.parseAttr(line)
+		r.parseAttr(line, &prev)
 	}
 }
 
@@ -128,7 +133,7 @@ func readLine(br *bufio.Reader) (line []byte, long bool, err error) {
 	return b, false, nil
 }
 
-func (r *Request) parseAttr(line []byte) {
+func (r *Request) parseAttr(line []byte, prev *Request) {
 	name, value, ok := bytes.Cut(line, []byte{'='})
 	if !ok || len(name) == 0 {
 		r.Garbage++
@@ -139,25 +144,25 @@ func (r *Request) parseAttr(line []byte) {
 		r.Damaged = true
 		return
 	}
-	var dst *string
+	var dst, old *string
 	var flag Has
 	switch string(name) { // no allocation: the compiler compares in place
 	case "request":
-		dst, flag = &r.Request, HasRequest
+		dst, old, flag = &r.Request, &prev.Request, HasRequest
 	case "protocol_state":
-		dst, flag = &r.ProtocolState, HasProtocolState
+		dst, old, flag = &r.ProtocolState, &prev.ProtocolState, HasProtocolState
 	case "client_address":
-		dst, flag = &r.ClientAddress, HasClientAddress
+		dst, old, flag = &r.ClientAddress, &prev.ClientAddress, HasClientAddress
 	case "client_name":
-		dst, flag = &r.ClientName, HasClientName
+		dst, old, flag = &r.ClientName, &prev.ClientName, HasClientName
 	case "helo_name":
-		dst, flag = &r.HeloName, HasHeloName
+		dst, old, flag = &r.HeloName, &prev.HeloName, HasHeloName
 	case "sender":
-		dst, flag = &r.Sender, HasSender
+		dst, old, flag = &r.Sender, &prev.Sender, HasSender
 	case "recipient":
-		dst, flag = &r.Recipient, HasRecipient
+		dst, old, flag = &r.Recipient, &prev.Recipient, HasRecipient
 	case "instance":
-		dst, flag = &r.Instance, HasInstance
+		dst, old, flag = &r.Instance, &prev.Instance, HasInstance
 	case "etrn_domain":
 		r.Has |= HasEtrnDomain
 		return
@@ -165,7 +170,11 @@ func (r *Request) parseAttr(line []byte) {
 		return
 	}
 	// A repeated attribute: the last one counts, as in postgrey.
-	if *dst != string(value) {
+	switch string(value) {
+	case *dst:
+	case *old:
+		*dst = *old
+	default:
 		*dst = string(value)
 	}
 	r.Has |= flag

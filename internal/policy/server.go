@@ -171,9 +171,18 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		req Request
 		cs  connState
 	)
+	// The idle deadline moves only when it has aged by a tenth of the
+	// timeout (at most a second): setting it is a timer change, which cost
+	// more than parsing a request, and an idle client is still closed
+	// after 0.9 to 1 times the timeout.
+	var deadline time.Time
+	step := min(s.IdleTimeout/10, time.Second)
 	for n := 0; ; n++ {
 		if s.IdleTimeout > 0 {
-			c.SetReadDeadline(time.Now().Add(s.IdleTimeout))
+			if now := time.Now(); deadline.IsZero() || now.Add(s.IdleTimeout).Sub(deadline) >= step {
+				deadline = now.Add(s.IdleTimeout)
+				c.SetReadDeadline(deadline)
+			}
 		}
 		err := ReadRequest(br, &req)
 		if err == io.EOF {
@@ -266,7 +275,12 @@ func (s *Server) Decide(ctx context.Context, r *Request, cs *connState) string {
 	}
 
 	if s.Traps != nil {
-		h, _, hit, err := s.Traps.CheckAndRecord(ctx, addr, r.HeloName, r.Sender, r.Recipient)
+		// The client is grey (Classify above): Traps.CheckAndRecord
+		// without classifying it again.
+		h, hit, err := s.Traps.CheckGrey(ctx, r.Sender, r.Recipient)
+		if hit && err == nil {
+			_, err = s.Traps.Record(ctx, addr, r.HeloName, r.Sender, h)
+		}
 		switch {
 		case hit:
 			// Answered like a first sighting, so the trap is not revealed;
@@ -316,14 +330,36 @@ func (s *Server) greyAction(r *Request, secs int64) string {
 	if r.Has&HasEtrnDomain != 0 && (msg == "" || msg[0] < '0' || msg[0] > '9') {
 		msg = "4.2.0 " + msg
 	}
-	// postgrey replaces the first %s and the first %r.
-	msg = strings.Replace(msg, "%s", strconv.FormatInt(secs, 10), 1)
 	domain := r.Recipient
 	if i := strings.LastIndexByte(domain, '@'); i >= 0 {
 		domain = domain[i+1:]
 	}
-	msg = strings.Replace(msg, "%r", domain, 1)
-	return s.GreylistAction + " " + msg
+	// postgrey replaces the first %s, then the first %r. A digit never
+	// makes a "%r" with its neighbours, so that %r is msg's own first one,
+	// and both are put in while the reply is built, in one buffer: this
+	// is every deferral.
+	var num [20]byte
+	sub := [2]struct {
+		at  int
+		val []byte
+	}{{strings.Index(msg, "%s"), strconv.AppendInt(num[:0], secs, 10)}, {strings.Index(msg, "%r"), []byte(domain)}}
+	if sub[1].at >= 0 && (sub[0].at < 0 || sub[1].at < sub[0].at) {
+		sub[0], sub[1] = sub[1], sub[0]
+	}
+	var b strings.Builder
+	b.Grow(len(s.GreylistAction) + 1 + len(msg) + len(sub[0].val) + len(sub[1].val))
+	b.WriteString(s.GreylistAction)
+	b.WriteByte(' ')
+	pos := 0
+	for _, x := range sub {
+		if x.at >= 0 {
+			b.WriteString(msg[pos:x.at])
+			b.Write(x.val)
+			pos = x.at + 2
+		}
+	}
+	b.WriteString(msg[pos:])
+	return b.String()
 }
 
 func (s *Server) blackAction(reason string) string {

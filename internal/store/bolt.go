@@ -45,6 +45,7 @@ type Bolt struct {
 	path     string
 	readOnly bool
 	lens     [2]prefixLens // white, black: see prefixlens.go
+	anyTrap  atomic.Bool   // a trap key may exist: see prefixlens.go
 	closed   atomic.Bool   // for MatchAll's no-transaction path
 }
 
@@ -158,8 +159,11 @@ func bucket(tx *bolt.Tx, k Kind) *bolt.Bucket { return tx.Bucket([]byte(k)) }
 
 func decode(k Kind, key, v []byte) (Entry, error) {
 	var e Entry
-	if err := json.Unmarshal(v, &e); err != nil {
-		return Entry{}, fmt.Errorf("store: decode %s entry %q: %w", k, key, err)
+	if !decodeFast(v, &e) {
+		e = Entry{}
+		if err := json.Unmarshal(v, &e); err != nil {
+			return Entry{}, fmt.Errorf("store: decode %s entry %q: %w", k, key, err)
+		}
 	}
 	// The bucket is authoritative; the copies inside the value are for dumps.
 	e.Kind, e.Key = k, string(key)
@@ -263,6 +267,14 @@ func own(err error) error {
 func (b *Bolt) Get(ctx context.Context, k Kind, key string) (Entry, error) {
 	if err := validKind(k); err != nil {
 		return Entry{}, err
+	}
+	if k == Trap && !b.anyTrap.Load() && !b.closed.Load() {
+		// No trap entry at all (the usual case): asked twice per policy
+		// request, no transaction needed.
+		if err := ctx.Err(); err != nil {
+			return Entry{}, err
+		}
+		return Entry{}, ErrNotFound
 	}
 	now := time.Now()
 	var (

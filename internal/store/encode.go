@@ -25,7 +25,8 @@ func encodeGrey(b []byte, e Entry) ([]byte, error) {
 func encode(b []byte, e Entry, withKey bool) ([]byte, error) {
 	for _, t := range []time.Time{e.Created, e.Updated, e.Expires, e.Pass, e.Passed} {
 		if y := t.Year(); y < 0 || y > 9999 {
-			return json.Marshal(e) // its error names the problem
+			j, err := json.Marshal(e) // its error names the problem
+			return append(b, j...), err
 		}
 	}
 	b = append(b, '{')
@@ -85,4 +86,142 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// decodeFast reads the form encode writes (fields in its order, plain
+// ASCII strings, no spaces) without reflection: every greylist lookup of a
+// tuple already on disk decodes one value, and encoding/json was most of
+// its cost. Anything else (escapes, other field orders, older or
+// hand-made values) reports false, and the caller uses encoding/json;
+// FuzzDecodeFast checks both give the same entry.
+func decodeFast(v []byte, e *Entry) bool {
+	if len(v) < 2 || v[0] != '{' || v[len(v)-1] != '}' {
+		return false
+	}
+	v = v[1 : len(v)-1]
+	// The fields in encode's order; each may appear once.
+	next := 0
+	for len(v) > 0 {
+		if next > 0 {
+			if v[0] != ',' {
+				return false
+			}
+			v = v[1:]
+		}
+		name, rest, ok := fastString(v)
+		if !ok || len(rest) == 0 || rest[0] != ':' {
+			return false
+		}
+		v = rest[1:]
+		i := fieldIndex(name)
+		if i < next {
+			return false // unknown, repeated or out of order
+		}
+		next = i + 1
+		switch i {
+		case 0, 1, 2, 3, 10: // type, key, reason, source, client
+			var s []byte
+			if s, v, ok = fastString(v); !ok {
+				return false
+			}
+			switch i {
+			case 0:
+				e.Kind = Kind(s)
+			case 1:
+				e.Key = string(s)
+			case 2:
+				e.Reason = string(s)
+			case 3:
+				e.Source = string(s)
+			case 10:
+				e.Client = string(s)
+			}
+		case 7: // count
+			j := 0
+			if j < len(v) && v[j] == '-' {
+				j++
+			}
+			start := j
+			for j < len(v) && v[j] >= '0' && v[j] <= '9' {
+				j++
+			}
+			if j == start || (v[start] == '0' && j > start+1) {
+				return false // not a JSON integer
+			}
+			n, err := strconv.ParseInt(string(v[:j]), 10, 64)
+			if err != nil {
+				return false
+			}
+			e.Count, v = n, v[j:]
+		default: // created, updated, expires, pass, passed
+			var s []byte
+			if s, v, ok = fastString(v); !ok {
+				return false
+			}
+			var t *time.Time
+			switch i {
+			case 4:
+				t = &e.Created
+			case 5:
+				t = &e.Updated
+			case 6:
+				t = &e.Expires
+			case 8:
+				t = &e.Pass
+			case 9:
+				t = &e.Passed
+			}
+			// What time.Time's UnmarshalJSON does inside the quotes.
+			if t.UnmarshalText(s) != nil {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// fieldIndex is a JSON name's place in encode's order, or -1.
+func fieldIndex(name []byte) int {
+	switch string(name) {
+	case "type":
+		return 0
+	case "key":
+		return 1
+	case "reason":
+		return 2
+	case "source":
+		return 3
+	case "created":
+		return 4
+	case "updated":
+		return 5
+	case "expires":
+		return 6
+	case "count":
+		return 7
+	case "pass":
+		return 8
+	case "passed":
+		return 9
+	case "client":
+		return 10
+	}
+	return -1
+}
+
+// fastString reads a JSON string of printable ASCII without escapes at the
+// start of v.
+func fastString(v []byte) (s, rest []byte, ok bool) {
+	if len(v) == 0 || v[0] != '"' {
+		return nil, nil, false
+	}
+	for i := 1; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '"':
+			return v[1:i], v[i+1:], true
+		case c < 0x20 || c > 0x7e || c == '\\':
+			return nil, nil, false
+		}
+	}
+	return nil, nil, false
 }

@@ -183,7 +183,9 @@ func (c *GreyCache) replace(key string, write func() error) error {
 func (c *GreyCache) Flush(ctx context.Context) error {
 	c.flushMu.Lock()
 	defer c.flushMu.Unlock()
-	var batch []Entry
+	// Sized from a first count, so the batch of large entries is not
+	// copied as it grows (a shard may gain a few more meanwhile).
+	batch := make([]Entry, 0, c.Pending()+len(c.shards))
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
@@ -206,13 +208,25 @@ func (c *GreyCache) Flush(ctx context.Context) error {
 	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(batch[a].Key, batch[b].Key) })
 	err := c.update(ctx, "flush greylist", func(tx *bolt.Tx) error {
 		bk := bucket(tx, Grey)
+		// Keys and values live in a few large buffers instead of two
+		// allocations each; bbolt keeps them until the commit, so a
+		// buffer is never appended to beyond its capacity.
+		var buf []byte
 		for _, i := range order {
 			e := &batch[i]
-			v, err := encodeGrey(nil, *e)
-			if err != nil {
+			if cap(buf)-len(buf) < 512 {
+				buf = make([]byte, 0, 64<<10)
+			}
+			n := len(buf)
+			buf = append(buf, e.Key...)
+			k := buf[n:len(buf):len(buf)]
+			n = len(buf)
+			var err error
+			if buf, err = encodeGrey(buf, *e); err != nil {
 				return own(fmt.Errorf("store: encode grey entry %q: %w", e.Key, err))
 			}
-			if err := bk.Put([]byte(e.Key), v); err != nil {
+			v := buf[n:len(buf):len(buf)]
+			if err := bk.Put(k, v); err != nil {
 				return own(fmt.Errorf("store: put grey entry %q: %w", e.Key, err))
 			}
 		}

@@ -69,8 +69,14 @@ func (b *Bolt) lensFor(k Kind) *prefixLens {
 	return nil
 }
 
-// scanLens fills the lengths from the file, at open.
+// scanLens fills the lengths (and whether a trap key exists) from the
+// file, at open.
 func (b *Bolt) scanLens(tx *bolt.Tx) error {
+	if bk := bucket(tx, Trap); bk != nil {
+		if k, _ := bk.Cursor().First(); k != nil {
+			b.anyTrap.Store(true)
+		}
+	}
 	for _, k := range []Kind{White, Black} {
 		bk := bucket(tx, k)
 		if bk == nil {
@@ -87,7 +93,13 @@ func (b *Bolt) scanLens(tx *bolt.Tx) error {
 // noteKey records the length of a white or black key about to be written;
 // it runs before the write commits, so a MatchAll after the commit looks
 // at that length.
+//
+// For trap keys it notes only that one may exist (Get's no-transaction
+// path); like the lengths, that is never taken back.
 func (b *Bolt) noteKey(k Kind, key string) {
+	if k == Trap {
+		b.anyTrap.Store(true)
+	}
 	if l := b.lensFor(k); l != nil {
 		l.add(key)
 	}

@@ -78,6 +78,15 @@ func (c *Checker) Check(ctx context.Context, client netip.Addr, from, rcpt strin
 	if d.Path != classify.Grey {
 		return Hit{}, false, nil
 	}
+	return c.CheckGrey(ctx, from, rcpt)
+}
+
+// CheckGrey is Check for a client its caller has just classified grey
+// (the policy server), which saves classifying it twice per request.
+func (c *Checker) CheckGrey(ctx context.Context, from, rcpt string) (Hit, bool, error) {
+	if c == nil || from == "" {
+		return Hit{}, false, nil
+	}
 	if h, ok, err := c.trap(ctx, "from", from, false); ok || err != nil {
 		return h, ok, err
 	}
