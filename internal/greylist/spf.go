@@ -22,6 +22,11 @@ type SPF struct {
 
 	mu    sync.Mutex
 	cache map[string]spfCached
+	// A resolver that does not answer would hold every new sender's
+	// recipients for Timeout: after spfTripAfter timeouts in a row, checks
+	// are skipped (network keys, as for any failure) until skipUntil.
+	timeouts  int
+	skipUntil time.Time
 }
 
 type spfCached struct {
@@ -34,6 +39,13 @@ type spfCached struct {
 const (
 	spfCacheTTL = time.Minute
 	spfCacheMax = 10000
+)
+
+// spfTripAfter timeouts in a row (one broken sender domain does not do
+// it, as any answer in between resets the count) skip SPF for spfSkipFor.
+const (
+	spfTripAfter = 5
+	spfSkipFor   = 30 * time.Second
 )
 
 // Pass returns the sender's domain, lower-cased, when SPF passes for it.
@@ -53,15 +65,30 @@ func (s *SPF) Pass(ctx context.Context, client netip.Addr, helo, sender string) 
 		s.mu.Unlock()
 		return domain, c.pass
 	}
+	if now.Before(s.skipUntil) {
+		s.mu.Unlock()
+		return domain, false
+	}
 	s.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	cctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 	res, _ := spf.CheckHostWithSender(net.IP(client.Unmap().AsSlice()), helo, sender,
-		spf.WithContext(ctx), spf.WithResolver(s.Resolver))
+		spf.WithContext(cctx), spf.WithResolver(s.Resolver))
 	pass := res == spf.Pass
 
 	s.mu.Lock()
+	switch {
+	case time.Since(now) >= s.Timeout && ctx.Err() == nil:
+		// It cost the whole wait.
+		s.timeouts++
+		if s.timeouts >= spfTripAfter {
+			s.timeouts = 0
+			s.skipUntil = time.Now().Add(spfSkipFor)
+		}
+	case res != spf.TempError:
+		s.timeouts = 0 // an answer: the resolver works
+	}
 	if s.cache == nil || len(s.cache) >= spfCacheMax {
 		s.cache = map[string]spfCached{}
 	}

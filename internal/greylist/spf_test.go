@@ -2,6 +2,7 @@ package greylist
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -129,5 +130,41 @@ func TestSelectiveKnownSender(t *testing.T) {
 		if d := attempt(t, g, "127.0.3.7", "news@pool.test", "erin@example.net"); d.Outcome != store.GreyNew {
 			t.Errorf("selective=%v: outside the pool: %+v", selective, d)
 		}
+	}
+}
+
+// A resolver that stops answering costs spfTripAfter timeouts, then SPF
+// is skipped (network keys) for spfSkipFor without a query; afterwards it
+// is asked again. One answer in between resets the count.
+func TestSPFSkipsDeadResolver(t *testing.T) {
+	srv := testenv.StartDNS(t, "pool.test", "slow.test")
+	srv.Add(t, `pool.test. 300 IN TXT "v=spf1 ip4:127.0.1.0/24 -all"`)
+	srv.Drop("slow.test", true)
+	s := &SPF{Resolver: dnsx.NetResolver(srv.Addr), Timeout: 100 * time.Millisecond}
+	ctx := context.Background()
+	client := netip.MustParseAddr("127.0.1.5")
+	slow := func(i int) { s.Pass(ctx, client, "mx", fmt.Sprintf("a@d%d.slow.test", i)) }
+
+	for i := range spfTripAfter - 1 {
+		slow(i)
+	}
+	if _, ok := s.Pass(ctx, client, "mx", "a@pool.test"); !ok {
+		t.Fatal("pool.test did not pass after fewer timeouts than the trip count")
+	}
+	for i := range spfTripAfter {
+		slow(100 + i)
+	}
+	before := srv.Queries("pool.test", "TXT")
+	if _, ok := s.Pass(ctx, client, "mx", "b@pool.test"); ok {
+		t.Error("SPF checked while tripped")
+	}
+	if n := srv.Queries("pool.test", "TXT") - before; n != 0 {
+		t.Errorf("%d queries while tripped", n)
+	}
+	s.mu.Lock()
+	s.skipUntil = time.Now() // the skip has run out
+	s.mu.Unlock()
+	if _, ok := s.Pass(ctx, client, "mx", "c@pool.test"); !ok || srv.Queries("pool.test", "TXT") == before {
+		t.Errorf("SPF not asked again after the skip (pass %v)", ok)
 	}
 }
