@@ -8,9 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"github.com/greypit/greypit/internal/classify"
 	"github.com/greypit/greypit/internal/config"
@@ -130,21 +128,13 @@ func loadWhitelist(cfg *config.Config, log *slog.Logger) (*policy.Whitelist, err
 // policyReloadLoop re-reads the whitelist files on SIGHUP, as postgrey
 // does; a broken file keeps the old whitelist.
 func policyReloadLoop(ctx context.Context, s *policy.Server, cfg *config.Config, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-		}
+	onSIGHUP(ctx, func() {
 		wl, err := loadWhitelist(cfg, log)
 		if err != nil {
 			log.Error("policy whitelist reload failed; keeping the previous one", "err", err)
-			continue
+			return
 		}
 		s.Whitelist.Store(wl)
 		log.Info("reloaded policy whitelists", "entries", wl.Len())
-	}
+	})
 }

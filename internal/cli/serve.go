@@ -433,6 +433,17 @@ func probeLoop(ctx context.Context, caps *handoff.Capabilities, d *handoff.Diale
 // addresses (candidates.protected) on SIGHUP. A broken file keeps the old
 // contents in force.
 func reloadLoop(ctx context.Context, l *lists.Set, t *server.TLSHolder, log *slog.Logger, protected func() error) {
+	onSIGHUP(ctx, func() {
+		if err := errors.Join(l.Reload(), t.Load(), protected()); err != nil {
+			log.Error("reload failed; keeping the previous lists and certificate where broken", "err", err)
+			return
+		}
+		log.Info("reloaded lists and certificate", "prefixes", l.Counts())
+	})
+}
+
+// onSIGHUP calls fn at every SIGHUP until ctx is done.
+func onSIGHUP(ctx context.Context, fn func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -442,12 +453,7 @@ func reloadLoop(ctx context.Context, l *lists.Set, t *server.TLSHolder, log *slo
 			return
 		case <-hup:
 		}
-		err := errors.Join(l.Reload(), t.Load(), protected())
-		if err != nil {
-			log.Error("reload failed; keeping the previous lists and certificate where broken", "err", err)
-			continue
-		}
-		log.Info("reloaded lists and certificate", "prefixes", l.Counts())
+		fn()
 	}
 }
 
