@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,11 +41,13 @@ func main() {
 	greypit := flag.String("greypit", "", "greypit binary (default: built from this repository)")
 	serveDunno := flag.String("serve-dunno", "", "internal: run the DUNNO server on this address")
 	flag.Var(&greypitSets, "set", "extra greypit `section.key=value` override (repeatable)")
+	procs := flag.Int("client-procs", 1, "GOMAXPROCS of the load generator itself (the servers keep theirs)")
 	flag.Parse()
 	if *serveDunno != "" {
 		runDunno(*serveDunno)
 		return
 	}
+	runtime.GOMAXPROCS(*procs)
 	if err := run(*servers, *concs, *mixes, *dur, *fill, *greypit); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/policy:", err)
 		os.Exit(1)
