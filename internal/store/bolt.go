@@ -46,6 +46,7 @@ type Bolt struct {
 	readOnly bool
 	lens     [2]prefixLens // white, black: see prefixlens.go
 	anyTrap  atomic.Bool   // a trap key may exist: see prefixlens.go
+	grey     *greyKeys     // hashes of the grey bucket's keys: see greykeys.go
 	closed   atomic.Bool   // for MatchAll's no-transaction path
 }
 
@@ -87,7 +88,7 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	b := &Bolt{db: db, path: path, readOnly: opts.ReadOnly}
+	b := &Bolt{db: db, path: path, readOnly: opts.ReadOnly, grey: newGreyKeys()}
 	if err := b.init(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -170,7 +171,7 @@ func decode(k Kind, key, v []byte) (Entry, error) {
 	return e, nil
 }
 
-func put(tx *bolt.Tx, e Entry) error {
+func (b *Bolt) put(tx *bolt.Tx, e Entry) error {
 	v, err := encodeEntry(nil, e)
 	if err != nil {
 		return fmt.Errorf("store: encode %s entry %q: %w", e.Kind, e.Key, err)
@@ -179,7 +180,9 @@ func put(tx *bolt.Tx, e Entry) error {
 	if bk == nil {
 		return fmt.Errorf("store: put %s entry %q: %w", e.Kind, e.Key, bolt.ErrDatabaseReadOnly)
 	}
-
+	if e.Kind == Grey {
+		b.grey.add(b.grey.hash([]byte(e.Key)))
+	}
 	if err := bk.Put([]byte(e.Key), v); err != nil {
 		return fmt.Errorf("store: put %s entry %q: %w", e.Kind, e.Key, err)
 	}
@@ -271,6 +274,12 @@ func (b *Bolt) Get(ctx context.Context, k Kind, key string) (Entry, error) {
 	if k == Trap && !b.anyTrap.Load() && !b.closed.Load() {
 		// No trap entry at all (the usual case): asked twice per policy
 		// request, no transaction needed.
+		if err := ctx.Err(); err != nil {
+			return Entry{}, err
+		}
+		return Entry{}, ErrNotFound
+	}
+	if k == Grey && !b.grey.mayHave(key) && !b.closed.Load() {
 		if err := ctx.Err(); err != nil {
 			return Entry{}, err
 		}
@@ -376,7 +385,7 @@ func (b *Bolt) Put(ctx context.Context, e Entry) error {
 		return err
 	}
 	b.noteKey(e.Kind, e.Key)
-	return b.update(ctx, "put", func(tx *bolt.Tx) error { return own(put(tx, e)) })
+	return b.update(ctx, "put", func(tx *bolt.Tx) error { return own(b.put(tx, e)) })
 }
 
 // Delete implements Store. It removes an expired but unswept entry too, but
@@ -401,7 +410,13 @@ func (b *Bolt) Delete(ctx context.Context, k Kind, key string) (bool, error) {
 		if e, err := decode(k, []byte(key), v); err != nil || e.Live(now) {
 			existed = true
 		}
-		return bk.Delete([]byte(key))
+		if err := bk.Delete([]byte(key)); err != nil {
+			return err
+		}
+		if k == Grey {
+			b.grey.remove(b.grey.hash([]byte(key)))
+		}
+		return nil
 	})
 	return existed, err
 }
@@ -510,7 +525,7 @@ func (b *Bolt) Greylist(ctx context.Context, key, client string, now time.Time, 
 			return own(err)
 		}
 		e, o := greyStep(old, found, key, client, now, p)
-		if err := put(tx, e); err != nil {
+		if err := b.put(tx, e); err != nil {
 			return own(err)
 		}
 		out, outcome = e, o
@@ -571,7 +586,7 @@ func (b *Bolt) Refresh(ctx context.Context, key, reason, source string, now time
 			return own(err)
 		}
 		e := refreshStep(old, found, key, reason, source, now, ttl)
-		if err := put(tx, e); err != nil {
+		if err := b.put(tx, e); err != nil {
 			return own(err)
 		}
 		out = e
@@ -613,6 +628,9 @@ func (b *Bolt) Expire(ctx context.Context, now time.Time) (int, error) {
 			for _, key := range dead {
 				if err := bk.Delete(key); err != nil {
 					return err
+				}
+				if k == Grey {
+					b.grey.remove(b.grey.hash(key))
 				}
 			}
 			n += len(dead)

@@ -17,7 +17,7 @@ func (b *Bolt) PutAll(ctx context.Context, es []Entry) error {
 	}
 	return b.update(ctx, "put all", func(tx *bolt.Tx) error {
 		for _, e := range es {
-			if err := put(tx, e); err != nil {
+			if err := b.put(tx, e); err != nil {
 				return own(err)
 			}
 		}

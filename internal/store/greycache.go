@@ -1,12 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -96,6 +96,9 @@ func (c *GreyCache) lookup(sh *greyShard, key string, now time.Time) (Entry, boo
 	if e, ok := sh.flushing[key]; ok {
 		return e, e.Live(now), nil
 	}
+	if !c.grey.mayHave(key) {
+		return Entry{}, false, nil // never written: no read transaction
+	}
 	var (
 		e     Entry
 		found bool
@@ -183,55 +186,69 @@ func (c *GreyCache) replace(key string, write func() error) error {
 func (c *GreyCache) Flush(ctx context.Context) error {
 	c.flushMu.Lock()
 	defer c.flushMu.Unlock()
-	// Sized from a first count, so the batch of large entries is not
-	// copied as it grows (a shard may gain a few more meanwhile).
-	batch := make([]Entry, 0, c.Pending()+len(c.shards))
+	n := 0
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
 		if len(sh.dirty) > 0 {
 			sh.flushing, sh.dirty = sh.dirty, make(map[string]Entry, len(sh.dirty))
-			for _, e := range sh.flushing {
-				batch = append(batch, e)
-			}
+			n += len(sh.flushing)
 		}
 		sh.mu.Unlock()
 	}
-	if len(batch) == 0 {
+	if n == 0 {
 		return nil
 	}
-	// In key order the tree is walked once instead of jumped around in.
-	order := make([]int32, len(batch))
-	for i := range order {
-		order[i] = int32(i)
+	// Encoded before the write transaction, which then holds bbolt's
+	// writer lock only for the puts. The flushing maps are only read
+	// meanwhile (by lookups too), so no lock is needed to read them.
+	// Keys and values live in a few large buffers instead of two
+	// allocations each; bbolt keeps them until the commit, so a buffer is
+	// never appended to beyond its capacity.
+	type rec struct {
+		k, v []byte
+		h    uint64
 	}
-	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(batch[a].Key, batch[b].Key) })
-	err := c.update(ctx, "flush greylist", func(tx *bolt.Tx) error {
-		bk := bucket(tx, Grey)
-		// Keys and values live in a few large buffers instead of two
-		// allocations each; bbolt keeps them until the commit, so a
-		// buffer is never appended to beyond its capacity.
-		var buf []byte
-		for _, i := range order {
-			e := &batch[i]
+	recs := make([]rec, 0, n)
+	var buf []byte
+	for i := range c.shards {
+		for _, e := range c.shards[i].flushing {
 			if cap(buf)-len(buf) < 512 {
 				buf = make([]byte, 0, 64<<10)
 			}
-			n := len(buf)
+			at := len(buf)
 			buf = append(buf, e.Key...)
-			k := buf[n:len(buf):len(buf)]
-			n = len(buf)
+			k := buf[at:len(buf):len(buf)]
+			at = len(buf)
 			var err error
-			if buf, err = encodeGrey(buf, *e); err != nil {
-				return own(fmt.Errorf("store: encode grey entry %q: %w", e.Key, err))
+			if buf, err = encodeGrey(buf, e); err != nil {
+				err = fmt.Errorf("store: encode grey entry %q: %w", e.Key, err)
+				c.restore(err)
+				return err
 			}
-			v := buf[n:len(buf):len(buf)]
-			if err := bk.Put(k, v); err != nil {
-				return own(fmt.Errorf("store: put grey entry %q: %w", e.Key, err))
+			recs = append(recs, rec{k: k, v: buf[at:len(buf):len(buf)], h: c.grey.hash(k)})
+		}
+	}
+	// In key order the tree is walked once instead of jumped around in.
+	slices.SortFunc(recs, func(a, b rec) int { return bytes.Compare(a.k, b.k) })
+	err := c.update(ctx, "flush greylist", func(tx *bolt.Tx) error {
+		bk := bucket(tx, Grey)
+		for i := range recs {
+			r := &recs[i]
+			c.grey.add(r.h)
+			if err := bk.Put(r.k, r.v); err != nil {
+				return own(fmt.Errorf("store: put grey entry %q: %w", r.k, err))
 			}
 		}
 		return nil
 	})
+	c.restore(err)
+	return err
+}
+
+// restore ends a flush: on error the sightings being written go back to
+// the pending ones (unless newer ones replaced them).
+func (c *GreyCache) restore(err error) {
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
@@ -245,7 +262,6 @@ func (c *GreyCache) Flush(ctx context.Context) error {
 		sh.flushing = nil
 		sh.mu.Unlock()
 	}
-	return err
 }
 
 // Pending returns how many sightings wait for the next flush.

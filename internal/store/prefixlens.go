@@ -69,13 +69,16 @@ func (b *Bolt) lensFor(k Kind) *prefixLens {
 	return nil
 }
 
-// scanLens fills the lengths (and whether a trap key exists) from the
-// file, at open.
+// scanLens fills the lengths (and whether a trap key exists, and the grey
+// key hashes) from the file, at open.
 func (b *Bolt) scanLens(tx *bolt.Tx) error {
 	if bk := bucket(tx, Trap); bk != nil {
 		if k, _ := bk.Cursor().First(); k != nil {
 			b.anyTrap.Store(true)
 		}
+	}
+	if err := b.grey.scan(tx); err != nil {
+		return err
 	}
 	for _, k := range []Kind{White, Black} {
 		bk := bucket(tx, k)
