@@ -48,6 +48,7 @@ type Greypit struct {
 	Addr6   string // [::1]:Port
 	Config  string
 	Sets    []string
+	state   string // the store's directory
 	cmd     *exec.Cmd
 	done    chan struct{}
 	logPath string
@@ -63,12 +64,16 @@ type greypitOpts struct {
 	block   []string // block list lines
 	extra   string   // more TOML appended to the config
 	sets    []string // -set overrides
+	state   string   // the store's directory (default: state under the test's)
 }
 
 func startGreypit(t *testing.T, o greypitOpts) *Greypit {
 	t.Helper()
 	dir := t.TempDir()
-	g := &Greypit{t: t, Dir: dir}
+	g := &Greypit{t: t, Dir: dir, state: o.state}
+	if g.state == "" {
+		g.state = filepath.Join(dir, "state")
+	}
 	g.Port = testenv.FreePort(t)
 	g.Addr = fmt.Sprintf("127.0.0.1:%d", g.Port)
 	g.Addr6 = fmt.Sprintf("[::1]:%d", g.Port)
@@ -111,7 +116,7 @@ level = "debug"
 [tarpit]
 grey_stutter_for = "0s"
 stutter = "20ms"
-`, g.Addr, g.Addr6, o.backend, o.handoff, filepath.Join(dir, "state", "greypit.db"), allow, block) + o.extra
+`, g.Addr, g.Addr6, o.backend, o.handoff, filepath.Join(g.state, "greypit.db"), allow, block) + o.extra
 	if !strings.Contains(o.extra, "[dnsbl]") {
 		// SPF keying and big senders are on by default: point them at a
 		// loopback DNS server with no zones (every answer REFUSED), so no
@@ -150,7 +155,7 @@ func (g *Greypit) Start() {
 	}
 	g.done = make(chan struct{})
 	go func() { g.cmd.Wait(); close(g.done) }()
-	sock := filepath.Join(g.Dir, "state", "greypit.db.sock")
+	sock := filepath.Join(g.state, "greypit.db.sock")
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if _, err := control.Dial(sock); err == nil {
