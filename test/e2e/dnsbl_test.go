@@ -55,7 +55,7 @@ threshold = 2
 timeout = "1s"`)})
 	// broken.test has no test entries: skipped (it would make 127.0.0.7 score 7).
 	g.WaitLog(regexpMust(`dnsbl list skipped: failed RFC 5782 test-entry check.*zone=broken\.test`), 20*time.Second)
-	before := quietBackend(t, pf)
+	before := quietBackend(t, pf, 0)
 	srv.Drop("slow.test", true) // from now on it never answers
 
 	r := g.swaks("127.0.0.7", "carol@example.test", "listed")

@@ -77,7 +77,7 @@ mytraps:\
 		"lists.drop=" + drop + "," + dropJSON, "lists.spamd_conf=" + filepath.Join(dir, "spamd.conf"),
 		"lists.poll_every=200ms", "tarpit.stutter=2ms",
 	}})
-	before := quietBackend(t, pf)
+	before := quietBackend(t, pf, 0)
 
 	for src, want := range map[string]string{
 		"127.0.0.90":  "client 127.0.0.90 is listed here: listed in Spamhaus DROP (SBL123)",

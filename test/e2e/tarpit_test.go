@@ -15,11 +15,19 @@ func connectCount(pf *testenv.Postfix) int {
 	return len(pf.Grep(regexpMust(`postfix/smtpd\[\d+\]: connect from`)))
 }
 
-// quietBackend waits for greypit's start-up probe of the backend to end,
-// so that every later backend connection is one a test caused.
-func quietBackend(t *testing.T, pf *testenv.Postfix) int {
+// probeEnd is the backend's log line for the end of greypit's start-up
+// probe (EHLO, QUIT).
+var probeEnd = regexpMust(`disconnect from \S*\[::1\]`)
+
+// probes is how many start-up probes the backend has seen.
+func probes(pf *testenv.Postfix) int { return len(pf.Grep(probeEnd)) }
+
+// quietBackend waits for the start-up probe of a greypit started after
+// the backend had seen before probes, so that every later backend
+// connection is one a test caused.
+func quietBackend(t *testing.T, pf *testenv.Postfix, before int) int {
 	t.Helper()
-	pf.WaitLog(t, regexpMust(`disconnect from \S*\[::1\]`), 20*time.Second)
+	pf.WaitLogN(t, probeEnd, before+1, 20*time.Second)
 	return connectCount(pf)
 }
 
@@ -30,9 +38,10 @@ func TestTarpitBlackHost(t *testing.T) {
 	pf := backend(t, testenv.ModeProxy)
 	for _, code := range []string{"451", "550"} {
 		t.Run(code, func(t *testing.T) {
+			seen := probes(pf)
 			g := startGreypit(t, greypitOpts{backend: pf.Addr(), block: []string{"127.0.0.66/31 # known spammers"},
 				sets: []string{"tarpit.reply_code=" + code}})
-			before := quietBackend(t, pf)
+			before := quietBackend(t, pf, seen)
 
 			// The banner, timed byte by byte.
 			c := testenv.Dial(t, "127.0.0.66:0", g.Addr)
