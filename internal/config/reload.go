@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"reflect"
 	"slices"
 )
@@ -119,4 +120,25 @@ func Diff(old, new *Config) (reload, restart []string) {
 		}
 	}
 	return reload, restart
+}
+
+// Running returns next with every key that needs a restart set back to
+// its value in cur: the configuration a reload puts in force while the
+// process runs on. The result is validated again, as it mixes two files.
+func Running(cur, next *Config) (*Config, error) {
+	c := *next
+	cv, ov := reflect.ValueOf(&c).Elem(), reflect.ValueOf(cur).Elem()
+	ct := cv.Type()
+	for i := range ct.NumField() {
+		sec := ct.Field(i).Tag.Get("toml")
+		for j := range cv.Field(i).NumField() {
+			if !reloadable[sec+"."+cv.Field(i).Type().Field(j).Tag.Get("toml")] {
+				cv.Field(i).Field(j).Set(ov.Field(i).Field(j))
+			}
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config: with the keys that need a restart at their running values: %w", err)
+	}
+	return &c, nil
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestDiff(t *testing.T) {
@@ -72,5 +73,28 @@ func TestDiffFromFiles(t *testing.T) {
 	}
 	if b.SMTP.Hostname != "mx.test" {
 		t.Errorf("-set not applied on reload: %q", b.SMTP.Hostname)
+	}
+}
+
+func TestRunning(t *testing.T) {
+	cur := Default()
+	next := Default()
+	for _, s := range []string{"greylist.pass_delay=1m", "smtp.listen=127.0.0.1:2525", "store.path=/x.db", "log.level=warn"} {
+		if err := next.Apply(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run, err := Running(cur, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Greylist.PassDelay.Duration != time.Minute || run.Log.Level != "warn" {
+		t.Errorf("reloadable keys not taken: %v %q", run.Greylist.PassDelay, run.Log.Level)
+	}
+	if !slices.Equal(run.SMTP.Listen, cur.SMTP.Listen) || run.Store.Path != cur.Store.Path {
+		t.Errorf("restart keys changed: %v %q", run.SMTP.Listen, run.Store.Path)
+	}
+	if _, restart := Diff(cur, run); restart != nil {
+		t.Errorf("running config differs in restart keys %v", restart)
 	}
 }
