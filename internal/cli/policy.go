@@ -135,4 +135,3 @@ func loadWhitelist(cfg *config.Config, log *slog.Logger) (*policy.Whitelist, err
 	}
 	return wl, nil
 }
-

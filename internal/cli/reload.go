@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/greypit/greypit/internal/bigsenders"
@@ -127,11 +128,11 @@ func (lv *live) onHUP(ctx context.Context) {
 	}
 }
 
-// changedIn reports whether any key of changed starts with one of the
-// given "section." or "section.key" prefixes.
+// changedIn reports whether a key of changed is one of keys, or in a
+// section named as "section.".
 func changedIn(changed []string, keys ...string) bool {
 	return slices.ContainsFunc(changed, func(k string) bool {
-		return slices.ContainsFunc(keys, func(p string) bool { return k == p || (p[len(p)-1] == '.' && len(k) > len(p) && k[:len(p)] == p) })
+		return slices.ContainsFunc(keys, func(p string) bool { return k == p || strings.HasSuffix(p, ".") && strings.HasPrefix(k, p) })
 	})
 }
 
