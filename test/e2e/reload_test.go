@@ -1,9 +1,14 @@
 package e2e
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -187,4 +192,57 @@ func TestDrainBounded(t *testing.T) {
 	}
 	g.WaitLog(regexpMust(`drain timed out; closed sessions" sessions=1`), 5*time.Second)
 	white.Close()
+}
+
+// `greypit policy -config`: SIGHUP re-reads the file, and the next
+// answer on the same Postfix connection uses the new greylist text.
+func TestReloadPolicy(t *testing.T) {
+	dir := t.TempDir()
+	paddr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	conf := filepath.Join(dir, "greypit.toml")
+	body := fmt.Sprintf(`
+[policy]
+listen = %q
+greylist_text = "old text"
+
+[store]
+path = %q
+
+[dnsbl]
+resolver = %q
+`, paddr, filepath.Join(dir, "greypit.db"), testenv.StartDNS(t).Addr)
+	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startPolicyProc(t, "greypit-policy", paddr, binPath, "policy", "-config", conf)
+	c := testenv.Dial(t, "", paddr)
+	br := bufio.NewReader(c)
+	ask := func(rcpt string) string {
+		t.Helper()
+		io.WriteString(c, "request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=127.0.0.61\nclient_name=unknown\n"+
+			"sender=bob@example.org\nrecipient="+rcpt+"\n\n")
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		l, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		br.ReadString('\n')
+		return strings.TrimSpace(l)
+	}
+	if got := ask("a@example.test"); got != "action=DEFER_IF_PERMIT old text" {
+		t.Fatalf("before reload: %q", got)
+	}
+	seen := strings.Count(p.Log(), "config reloaded")
+	os.WriteFile(conf, []byte(strings.Replace(body, "old text", "new text", 1)), 0o644)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.Count(p.Log(), "config reloaded") == seen {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload logged:\n%s", p.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := ask("b@example.test"); got != "action=DEFER_IF_PERMIT new text" {
+		t.Errorf("after reload: %q", got)
+	}
 }
