@@ -56,10 +56,10 @@ func (g *Greypit) hup(done string) string {
 }
 
 // SIGHUP re-reads the config file: a new greylist delay applies to the
-// tuples of the next sessions, a new DNSBL zone
-// turns a listed host black, an invalid edit keeps everything as it was
-// and names the key and line, and a key that needs a restart is named in
-// a warning and keeps its running value.
+// tuples of the next sessions, a new DNSBL zone turns a listed host
+// black, an invalid edit (a bad value, or a list file that does not load)
+// keeps everything as it was and says why, and a key that needs a restart
+// is named in a warning and keeps its running value.
 func TestReloadConfig(t *testing.T) {
 	pf := backend(t, testenv.ModeProxy)
 	srv := testenv.StartDNS(t, "old.test", "bl.test")
@@ -102,6 +102,16 @@ func TestReloadConfig(t *testing.T) {
 	if !strings.Contains(line, "greypit.toml:") || !strings.Contains(line, "pass_delay") {
 		t.Errorf("reload error does not name the file line and key: %s", line)
 	}
+	// A valid file whose new block list path does not load: the whole
+	// reload fails, the delay change beside it included.
+	b, _ := os.ReadFile(g.Config)
+	conf := strings.Replace(string(b), `pass_delay = "soon"`, `pass_delay = "20s"`, 1)
+	conf = strings.Replace(conf, "block.list", "missing.list", 1)
+	os.WriteFile(g.Config, []byte(conf), 0o644)
+	if line := g.hup(`config reload failed.*`); !strings.Contains(line, "missing.list") {
+		t.Errorf("reload error does not name the list file: %s", line)
+	}
+	os.WriteFile(g.Config, b, 0o644)
 	r = g.swaks("127.0.0.42", "tom@example.test", "first")
 	first = time.Now()
 	if got := replyTo(r, "RCPT TO"); !strings.HasPrefix(got, "451 4.7.1") {
@@ -116,8 +126,8 @@ func TestReloadConfig(t *testing.T) {
 	// A restart-only key next to a reloadable one: a warning names the
 	// first, the second applies (127.0.0.43 is listed in bl.test).
 	g.editConfig(`pass_delay = "soon"`, `pass_delay = "1s"`, `config reloaded`)
-	b, _ := os.ReadFile(g.Config)
-	conf := strings.Replace(string(b), `expire_every = "1s"`, `expire_every = "2s"`, 1)
+	b, _ = os.ReadFile(g.Config)
+	conf = strings.Replace(string(b), `expire_every = "1s"`, `expire_every = "2s"`, 1)
 	conf = strings.Replace(conf, `sites = ["old.test"]`, `sites = ["bl.test"]`, 1)
 	os.WriteFile(g.Config, []byte(conf), 0o644)
 	g.hup(`msg="config reloaded" changed=\[dnsbl.sites\]`)
