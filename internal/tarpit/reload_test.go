@@ -14,9 +14,7 @@ func TestDataTimeout(t *testing.T) {
 	c := h.mustAdd(nil)
 	c.expect(220, "")
 	c.cmd("HELO bot", 250, "")
-	c.cmd("MAIL FROM:<a@b.test>", 250, "2.1.0")
-	c.cmd("RCPT TO:<c@d.test>", 250, "2.1.5")
-	c.cmd("DATA", 354, "")
+	c.toData()
 	c.send("Subject: half\r\n\r\nand then nothing")
 	start := time.Now()
 	c.expect(421, "4.4.2")
@@ -36,22 +34,25 @@ func TestSetConfig(t *testing.T) {
 	c := h.mustAdd(nil)
 	c.expect(220, "")
 	c.cmd("HELO bot", 250, "")
-	c.cmd("MAIL FROM:<a@b.test>", 250, "2.1.0")
-	c.cmd("RCPT TO:<c@d.test>", 250, "2.1.5")
-	c.cmd("DATA", 354, "")
+	c.toData()
 	c.send("x\r\n.\r\n")
 	c.expect(451, "4.7.1")
 	nc := testConfig()
 	nc.ReplyCode = 554
 	nc.PrefixV4 = 8
 	h.tp.SetConfig(nc)
-	c.cmd("MAIL FROM:<a@b.test>", 250, "2.1.0")
-	c.cmd("RCPT TO:<c@d.test>", 250, "2.1.5")
-	c.cmd("DATA", 354, "")
+	c.toData()
 	c.send("x\r\n.\r\n")
 	c.expect(554, "5.7.1")
 	if got := h.tp.conf().PrefixV4; got != 24 {
 		t.Errorf("prefix_v4 %d after SetConfig, want 24 kept", got)
 	}
 	c.cmd("QUIT", 221, "2.0.0")
+}
+
+// toData sends a one-recipient envelope and DATA.
+func (c *client) toData() {
+	c.cmd("MAIL FROM:<a@b.test>", 250, "2.1.0")
+	c.cmd("RCPT TO:<c@d.test>", 250, "2.1.5")
+	c.cmd("DATA", 354, "")
 }
