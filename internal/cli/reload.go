@@ -206,10 +206,14 @@ func (lv *live) apply(ctx context.Context, next *config.Config, changed []string
 	}
 	bigChanged := lv.big != nil && changedIn(changed, "bigsenders.", "dnsbl.resolver")
 	var providers []bigsenders.Provider
+	var resolver string
 	if bigChanged && next.Big.Enabled {
 		ps, err := loadBigSenders(next)
 		if err != nil {
 			return fmt.Errorf("bigsenders: %w", err)
+		}
+		if resolver, err = resolverFor(next); err != nil {
+			return err
 		}
 		providers = ps
 	}
@@ -229,9 +233,8 @@ func (lv *live) apply(ctx context.Context, next *config.Config, changed []string
 		lv.bigRun = nil
 		if next.Big.Enabled {
 			src.BigSenders = lv.big
-			r, _ := resolverFor(next) // validated by newDNSBL's caller at start
 			lv.bigRun = startLoop(ctx, func(ctx context.Context) {
-				lv.big.Run(ctx, dnsx.NetResolver(r), providers, next.Big.Refresh.Duration, lv.log)
+				lv.big.Run(ctx, dnsx.NetResolver(resolver), providers, next.Big.Refresh.Duration, lv.log)
 			})
 		}
 	}
