@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/greypit/greypit/internal/bigsenders"
@@ -59,6 +60,27 @@ type Classifier struct {
 	DNSBL      *dnsbl.Checker
 	BigSenders *bigsenders.Set
 	Selective  bool
+
+	// tuned, once Swap has been called, replaces the three fields above.
+	tuned atomic.Pointer[Sources]
+}
+
+// Sources are the parts of a Classifier a reload may change.
+type Sources struct {
+	DNSBL      *dnsbl.Checker
+	BigSenders *bigsenders.Set
+	Selective  bool
+}
+
+// Swap puts src in force for the classifications that start after it.
+func (c *Classifier) Swap(src Sources) { c.tuned.Store(&src) }
+
+// Sources returns the sources in force.
+func (c *Classifier) Sources() Sources {
+	if p := c.tuned.Load(); p != nil {
+		return *p
+	}
+	return Sources{DNSBL: c.DNSBL, BigSenders: c.BigSenders, Selective: c.Selective}
 }
 
 // Classify decides the path of addr. Precedence, first match wins:
@@ -88,12 +110,13 @@ func (c *Classifier) Classify(ctx context.Context, addr netip.Addr) (Decision, e
 		src := src
 		return Decision{Path: White, Rule: "lists.allow " + where(src), List: &src}, nil
 	}
-	if c.DNSBL.Enabled() {
+	src := c.Sources()
+	if src.DNSBL.Enabled() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
 		defer cancel()
 	}
-	dnsblResult := c.startDNSBL(ctx, addr)
+	dnsblResult := startDNSBL(ctx, src.DNSBL, addr)
 	black, err := c.Store.Match(ctx, store.Black, addr)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return Decision{Path: Grey, Rule: "store unavailable"}, fmt.Errorf("classify: black lookup: %w", err)
@@ -127,13 +150,13 @@ func (c *Classifier) Classify(ctx context.Context, addr netip.Addr) (Decision, e
 		}
 		return Decision{Path: Black, Rule: rule, Reason: lists.Messages(ls), List: &ls[0].Source, Listings: ls}, nil
 	}
-	if d, ok := c.bigSender(addr); ok {
+	if d, ok := bigSender(src.BigSenders, addr); ok {
 		return d, nil
 	}
 	if earned != nil {
 		return Decision{Path: White, Rule: "store white " + describe(earned), Entry: earned}, nil
 	}
-	if d, ok := c.dnsblDecision(dnsblResult); ok {
+	if d, ok := dnsblDecision(dnsblResult, src.Selective); ok {
 		return d, nil
 	}
 	return Decision{Path: Grey, Rule: "no entry: unknown hosts are greylisted", DNSBL: dnsblResult()}, nil

@@ -7,18 +7,19 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/greypit/greypit/internal/bigsenders"
 	"github.com/greypit/greypit/internal/dnsbl"
 )
 
 // startDNSBL starts the DNSBL lookups for addr and returns a function
 // that waits for their result (nil when no lists are configured). The
 // checker's own deadline (dnsbl.timeout) bounds the wait.
-func (c *Classifier) startDNSBL(ctx context.Context, addr netip.Addr) func() *dnsbl.Result {
-	if !c.DNSBL.Enabled() {
+func startDNSBL(ctx context.Context, chk *dnsbl.Checker, addr netip.Addr) func() *dnsbl.Result {
+	if !chk.Enabled() {
 		return func() *dnsbl.Result { return nil }
 	}
 	ch := make(chan dnsbl.Result, 1)
-	go func() { ch <- c.DNSBL.Check(ctx, addr) }()
+	go func() { ch <- chk.Check(ctx, addr) }()
 	return sync.OnceValue(func() *dnsbl.Result {
 		r := <-ch
 		return &r
@@ -26,7 +27,7 @@ func (c *Classifier) startDNSBL(ctx context.Context, addr netip.Addr) func() *dn
 }
 
 // dnsblDecision applies rules 7 and 8 of Classify.
-func (c *Classifier) dnsblDecision(result func() *dnsbl.Result) (Decision, bool) {
+func dnsblDecision(result func() *dnsbl.Result, selective bool) (Decision, bool) {
 	r := result()
 	switch {
 	case r == nil:
@@ -34,7 +35,7 @@ func (c *Classifier) dnsblDecision(result func() *dnsbl.Result) (Decision, bool)
 	case r.Black:
 		return Decision{Path: Black, Rule: fmt.Sprintf("dnsbl score %d: %s", r.Score, hits(r)),
 			Reason: "listed in " + r.Names(), DNSBL: r}, true
-	case r.Allow && c.Selective:
+	case r.Allow && selective:
 		return Decision{Path: White, Rule: fmt.Sprintf("dnsbl allow score %d (selective mode): %s", r.Score, hits(r)), DNSBL: r}, true
 	}
 	return Decision{}, false
@@ -50,8 +51,8 @@ func hits(r *dnsbl.Result) string {
 }
 
 // bigSender applies rule 5 of Classify.
-func (c *Classifier) bigSender(addr netip.Addr) (Decision, bool) {
-	found, ok := c.BigSenders.Lookup(addr)
+func bigSender(big *bigsenders.Set, addr netip.Addr) (Decision, bool) {
+	found, ok := big.Lookup(addr)
 	if !ok {
 		return Decision{}, false
 	}

@@ -127,8 +127,9 @@ func follow(args []string, stdout, stderr io.Writer) error {
 	enc.SetEscapeHTML(false)
 	var lines, events int
 	p := maillog.NewParser() // one for all files: a verdict may join to another log's client= line
+	flog, _ := newLogger(cfg, stderr)
 	fl := &logfollow.Follower{Files: files, Poll: followPoll, Once: *once, FromStart: *once, MaxLine: maillog.MaxLine,
-		Log: newLogger(cfg, stderr)}
+		Log: flog}
 	err = fl.Run(ctx, func(l logfollow.Line) {
 		lines++
 		if l.TooLong {

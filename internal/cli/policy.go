@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -49,7 +48,7 @@ func policyCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if cfg.Policy.Listen == "" {
 		return errors.New("policy: policy.listen is empty: set it (-set policy.listen=127.0.0.1:10023) or pass --inet/--unix")
 	}
-	return run(cfg, stderr, false)
+	return run(cfg, cf, stderr, false)
 }
 
 // listenPolicy opens policy.listen: an absolute path is a unix socket
@@ -84,14 +83,31 @@ func listenPolicy(addr string) (net.Listener, error) {
 // newPolicyServer builds the policy server on the front line's classifier,
 // store and greylist settings (grey), with postgrey's privacy option.
 func newPolicyServer(cfg *config.Config, log *slog.Logger, c *classify.Classifier, st store.Store, grey *greylist.Greylister, tc *traps.Checker) (*policy.Server, error) {
-	p := &cfg.Policy
 	wl, err := loadWhitelist(cfg, log)
 	if err != nil {
 		return nil, err
 	}
+	set := policySettings(cfg, grey, tc)
+	s := &policy.Server{
+		Config:     set.Config,
+		Log:        log,
+		Classifier: c,
+		Store:      st,
+		Greylist:   set.Greylist,
+		Traps:      tc,
+	}
+	s.Reload(set)
+	s.Whitelist.Store(wl)
+	return s, nil
+}
+
+// policySettings are the policy server's settings of cfg, on the front
+// line's greylist settings (grey) with postgrey's privacy option.
+func policySettings(cfg *config.Config, grey *greylist.Greylister, tc *traps.Checker) *policy.Settings {
+	p := &cfg.Policy
 	g := *grey
 	g.Privacy = p.Privacy
-	s := &policy.Server{
+	return &policy.Settings{
 		Config: policy.Config{
 			GreylistAction:  p.GreylistAction,
 			GreylistText:    p.GreylistText,
@@ -104,14 +120,9 @@ func newPolicyServer(cfg *config.Config, log *slog.Logger, c *classify.Classifie
 			IdleTimeout:     policy.DefaultIdleTimeout,
 			MaxConns:        policy.DefaultMaxConns,
 		},
-		Log:        log,
-		Classifier: c,
-		Store:      st,
-		Greylist:   &g,
-		Traps:      tc,
+		Greylist: &g,
+		Traps:    tc,
 	}
-	s.Whitelist.Store(wl)
-	return s, nil
 }
 
 func loadWhitelist(cfg *config.Config, log *slog.Logger) (*policy.Whitelist, error) {
@@ -123,18 +134,4 @@ func loadWhitelist(cfg *config.Config, log *slog.Logger) (*policy.Whitelist, err
 		log.Warn("policy whitelist line skipped", "line", w)
 	}
 	return wl, nil
-}
-
-// policyReloadLoop re-reads the whitelist files on SIGHUP, as postgrey
-// does; a broken file keeps the old whitelist.
-func policyReloadLoop(ctx context.Context, s *policy.Server, cfg *config.Config, log *slog.Logger) {
-	onSIGHUP(ctx, func() {
-		wl, err := loadWhitelist(cfg, log)
-		if err != nil {
-			log.Error("policy whitelist reload failed; keeping the previous one", "err", err)
-			return
-		}
-		s.Whitelist.Store(wl)
-		log.Info("reloaded policy whitelists", "entries", wl.Len())
-	})
 }

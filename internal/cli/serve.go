@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -36,14 +35,22 @@ import (
 // probeEvery is how often the backend's EHLO extensions are re-read.
 const probeEvery = 5 * time.Minute
 
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
-	var lvl slog.Level
-	lvl.UnmarshalText([]byte(cfg.Log.Level))
+// newLogger returns the logger of cfg and the level a reload may change.
+func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+	lvl := new(slog.LevelVar)
+	lvl.Set(logLevel(cfg))
 	opts := &slog.HandlerOptions{Level: lvl}
 	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(slog.NewJSONHandler(w, opts)), lvl
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(slog.NewTextHandler(w, opts)), lvl
+}
+
+// logLevel is log.level (validated).
+func logLevel(cfg *config.Config) slog.Level {
+	var lvl slog.Level
+	lvl.UnmarshalText([]byte(cfg.Log.Level))
+	return lvl
 }
 
 func serve(args []string, stderr io.Writer) error {
@@ -60,12 +67,13 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return run(cfg, stderr, true)
+	return run(cfg, cf, stderr, true)
 }
 
-// run is `greypit serve` (withSMTP) and `greypit policy` (without).
-func run(cfg *config.Config, stderr io.Writer, withSMTP bool) error {
-	log := newLogger(cfg, stderr)
+// run is `greypit serve` (withSMTP) and `greypit policy` (without); cf
+// is where cfg came from, read again on SIGHUP.
+func run(cfg *config.Config, cf configFlags, stderr io.Writer, withSMTP bool) error {
+	log, level := newLogger(cfg, stderr)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -208,11 +216,15 @@ func run(cfg *config.Config, stderr io.Writer, withSMTP bool) error {
 		log.Warn("no DNS resolver: SPF-aware greylisting and big senders are off", "err", err)
 	}
 	var bigProviders []bigsenders.Provider
+	var bigSet *bigsenders.Set
+	if resolver != "" {
+		bigSet = &bigsenders.Set{}
+	}
 	if cfg.Big.Enabled && resolver != "" {
 		if bigProviders, err = loadBigSenders(cfg); err != nil {
 			return err
 		}
-		classifier.BigSenders = &bigsenders.Set{}
+		classifier.BigSenders = bigSet
 	}
 	dialer := &handoff.Dialer{
 		Address:        cfg.Backend.Address,
@@ -222,40 +234,19 @@ func run(cfg *config.Config, stderr io.Writer, withSMTP bool) error {
 		Hostname:       cfg.BackendHelloName(),
 	}
 	caps := &handoff.Capabilities{MaxSize: cfg.SMTP.MaxMessageSize}
-	var spf *greylist.SPF
-	if cfg.Greylist.SPF && resolver != "" {
-		spf = &greylist.SPF{Resolver: dnsx.NetResolver(resolver), Timeout: cfg.Greylist.SPFTimeout.Duration}
-	}
-	grey := newGreylister(cfg, obs, classifier.Selective, spf)
 	srv := &server.Server{
 		Log:        log,
 		Classifier: classifier,
 		Store:      obs,
-		Greylist:   grey,
 		Dialer:     dialer,
-		Black:      server.Reject{Hostname: cfg.SMTP.Hostname},
-		Session: session.Config{
-			Hostname:       cfg.SMTP.Hostname,
-			GreetWait:      cfg.SMTP.GreetWait.Duration,
-			CommandTimeout: cfg.SMTP.CommandTimeout.Duration,
-			SessionTimeout: cfg.SMTP.SessionTimeout.Duration,
-			MaxErrors:      cfg.SMTP.MaxErrors,
-			MaxRecipients:  cfg.SMTP.MaxRecipients,
-			MaxMessageSize: cfg.SMTP.MaxMessageSize,
-			TLS:            tlsh.Config,
-			Extensions:     caps.Lines,
-			Stutter:        cfg.Tarpit.Stutter.Duration,
-			StutterFor:     cfg.Tarpit.GreyStutterFor.Duration,
-		},
-		WhiteTTL:    cfg.Greylist.WhiteTTL.Duration,
-		MaxSessions: cfg.SMTP.MaxSessions,
 	}
+	lv := &live{cf: cf, log: log, level: level, store: obs, classifier: classifier, lists: lset,
+		tls: tlsh, caps: caps, srv: srv, trapFiles: trapFiles, big: bigSet,
+	}
+	lv.cfg.Store(cfg)
+	grey := lv.grey(cfg)
 	if history != nil {
 		srv.History = history.Record
-	}
-	if cfg.SMTP.ProxyProtocol {
-		trusted, _ := config.ParsePrefixes(cfg.SMTP.ProxyTrusted) // validated
-		srv.Proxy = &server.ProxyIn{Trusted: trusted, Timeout: cfg.SMTP.ProxyTimeout.Duration}
 	}
 	ops := &control.Local{
 		Store:      obs,
@@ -276,24 +267,12 @@ func run(cfg *config.Config, stderr io.Writer, withSMTP bool) error {
 		}
 		defer sampler.Close()
 	}
-	tp := tarpit.New(tarpit.Config{
-		Hostname:       cfg.SMTP.Hostname,
-		Stutter:        cfg.Tarpit.Stutter.Duration,
-		ReplyCode:      cfg.Tarpit.ReplyCode,
-		Blackhole:      cfg.Tarpit.Blackhole,
-		MaxSessions:    cfg.Tarpit.MaxSessions,
-		MaxPerPrefix:   cfg.Tarpit.MaxPerPrefix,
-		PrefixV4:       cfg.Greylist.PrefixV4,
-		PrefixV6:       cfg.Greylist.PrefixV6,
-		Pressure:       cfg.Tarpit.Pressure,
-		IdleTimeout:    cfg.Tarpit.IdleTimeout.Duration,
-		SessionTimeout: cfg.Tarpit.SessionTimeout.Duration,
-		MaxDataSize:    cfg.Tarpit.MaxDataSize,
-		Sampler:        sampler,
-	}, srv.LogTarpit)
+	tp := tarpit.New(tarpitConfig(cfg, sampler), srv.LogTarpit)
 	srv.Tarpit = tp
-	srv.Traps = newTrapChecker(cfg, classifier, obs, trapFiles)
-	srv.PregreetTTL = cfg.Tarpit.PregreetTTL.Duration
+	lv.tarpit, lv.sampler = tp, sampler
+	trapChecker := newTrapChecker(cfg, classifier, obs, trapFiles)
+	srv.Reload(lv.serverSettings(cfg, grey, tlsh, trapChecker))
+	lv.protected = ops.Feedback.Protected.Reload
 
 	var wg sync.WaitGroup
 	bg := func(f func()) {
@@ -324,20 +303,17 @@ func run(cfg *config.Config, stderr io.Writer, withSMTP bool) error {
 			log.Error("control socket stopped", "err", err)
 		}
 	})
-	bg(func() { reloadLoop(ctx, lset, tlsh, log, ops.Feedback.Protected.Reload) })
 	bg(func() { pollLists(ctx, lset, cfg.Lists.PollEvery.Duration, log) })
 	bg(func() { tp.Run(ctx) })
-	bg(func() { watchTrapFiles(ctx, trapFiles, log) })
+	lv.trapWatch = startLoop(ctx, func(ctx context.Context) { watchTrapFiles(ctx, trapFiles, log) })
 	if webLn != nil {
 		bg(func() { serveTrapWeb(ctx, cfg, webLn, st, log) })
 	}
 	bg(func() { evaluateNetworks(ctx, nets, cfg.Networks.EvaluateEvery.Duration, log) })
-	if classifier.DNSBL != nil {
-		bg(func() { classifier.DNSBL.RunHealth(ctx, cfg.DNSBL.HealthEvery.Duration, log) })
-	}
+	lv.dnsblHealth = lv.startDNSBLHealth(ctx, classifier.DNSBL, cfg)
 	if classifier.BigSenders != nil {
-		bg(func() {
-			classifier.BigSenders.Run(ctx, dnsx.NetResolver(resolver), bigProviders, cfg.Big.Refresh.Duration, log)
+		lv.bigRun = startLoop(ctx, func(ctx context.Context) {
+			bigSet.Run(ctx, dnsx.NetResolver(resolver), bigProviders, cfg.Big.Refresh.Duration, log)
 		})
 	}
 	if dnsPC != nil {
@@ -377,17 +353,19 @@ func run(cfg *config.Config, stderr io.Writer, withSMTP bool) error {
 
 	errc := make(chan error, len(lns)+1)
 	if policyLn != nil {
-		ps, err := newPolicyServer(cfg, log, classifier, obs, grey, srv.Traps)
+		ps, err := newPolicyServer(cfg, log, classifier, obs, grey, trapChecker)
 		if err != nil {
 			stop()
 			wg.Wait()
 			return err
 		}
+		lv.policy = ps
 		lns = append(lns, policyLn)
 		log.Info("policy server listening", "addr", cfg.Policy.Listen, "whitelist_entries", ps.Whitelist.Load().Len(), "store", cfg.Store.Path)
 		go func() { errc <- ps.Serve(ctx, policyLn) }()
-		bg(func() { policyReloadLoop(ctx, ps, cfg, log) })
 	}
+	// One goroutine handles every SIGHUP, so reloads never overlap.
+	bg(func() { onSIGHUP(ctx, func() { lv.onHUP(ctx) }) })
 	started = true
 	for _, ln := range lns[:len(smtpListen)] {
 		log.Info("listening", "addr", ln.Addr().String(), "backend", cfg.Backend.Address, "handoff", cfg.Backend.Handoff, "store", cfg.Store.Path)
@@ -400,11 +378,13 @@ func run(cfg *config.Config, stderr io.Writer, withSMTP bool) error {
 			stop() // one listener failed for good: shut down the rest
 		}
 	}
-	log.Info("shutting down: draining sessions", "active", srv.Active(), "timeout", cfg.SMTP.DrainTimeout.Duration)
-	dctx, cancel := context.WithTimeout(context.Background(), cfg.SMTP.DrainTimeout.Duration)
+	drain := lv.cfg.Load().SMTP.DrainTimeout.Duration
+	log.Info("shutting down: draining sessions", "active", srv.Active(), "timeout", drain)
+	dctx, cancel := context.WithTimeout(context.Background(), drain)
 	srv.Drain(dctx)
 	cancel()
 	wg.Wait()
+	lv.stopLoops()
 	history.Close() // the last sessions' events, before the store closes
 	log.Info("stopped")
 	return serveErr
@@ -429,17 +409,42 @@ func probeLoop(ctx context.Context, caps *handoff.Capabilities, d *handoff.Diale
 	}
 }
 
-// reloadLoop re-reads list files, the TLS certificate and the protected
-// addresses (candidates.protected) on SIGHUP. A broken file keeps the old
-// contents in force.
-func reloadLoop(ctx context.Context, l *lists.Set, t *server.TLSHolder, log *slog.Logger, protected func() error) {
-	onSIGHUP(ctx, func() {
-		if err := errors.Join(l.Reload(), t.Load(), protected()); err != nil {
-			log.Error("reload failed; keeping the previous lists and certificate where broken", "err", err)
-			return
-		}
-		log.Info("reloaded lists and certificate", "prefixes", l.Counts())
-	})
+// sessionConfig is the grey session settings of cfg; ext returns the
+// EHLO extensions.
+func sessionConfig(cfg *config.Config, tlsh *server.TLSHolder, ext func() []string) session.Config {
+	return session.Config{
+		Hostname:       cfg.SMTP.Hostname,
+		GreetWait:      cfg.SMTP.GreetWait.Duration,
+		CommandTimeout: cfg.SMTP.CommandTimeout.Duration,
+		SessionTimeout: cfg.SMTP.SessionTimeout.Duration,
+		MaxErrors:      cfg.SMTP.MaxErrors,
+		MaxRecipients:  cfg.SMTP.MaxRecipients,
+		MaxMessageSize: cfg.SMTP.MaxMessageSize,
+		TLS:            tlsh.Config,
+		Extensions:     ext,
+		Stutter:        cfg.Tarpit.Stutter.Duration,
+		StutterFor:     cfg.Tarpit.GreyStutterFor.Duration,
+	}
+}
+
+// tarpitConfig is the tarpit settings of cfg.
+func tarpitConfig(cfg *config.Config, sampler *tarpit.Sampler) tarpit.Config {
+	return tarpit.Config{
+		Hostname:       cfg.SMTP.Hostname,
+		Stutter:        cfg.Tarpit.Stutter.Duration,
+		ReplyCode:      cfg.Tarpit.ReplyCode,
+		Blackhole:      cfg.Tarpit.Blackhole,
+		MaxSessions:    cfg.Tarpit.MaxSessions,
+		MaxPerPrefix:   cfg.Tarpit.MaxPerPrefix,
+		PrefixV4:       cfg.Greylist.PrefixV4,
+		PrefixV6:       cfg.Greylist.PrefixV6,
+		Pressure:       cfg.Tarpit.Pressure,
+		IdleTimeout:    cfg.Tarpit.IdleTimeout.Duration,
+		DataTimeout:    cfg.SMTP.DataTimeout.Duration,
+		SessionTimeout: cfg.Tarpit.SessionTimeout.Duration,
+		MaxDataSize:    cfg.Tarpit.MaxDataSize,
+		Sampler:        sampler,
+	}
 }
 
 // onSIGHUP calls fn at every SIGHUP until ctx is done.

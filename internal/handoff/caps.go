@@ -37,7 +37,11 @@ func (c *Capabilities) Probe(ctx context.Context, d *Dialer) error {
 // Lines returns the EHLO lines to advertise. Until a probe succeeded only
 // PIPELINING and ENHANCEDSTATUSCODES are offered, which every backend
 // honours or ignores harmlessly.
-func (c *Capabilities) Lines() []string {
+func (c *Capabilities) Lines() []string { return c.LinesFor(c.MaxSize) }
+
+// LinesFor is Lines with maxSize as greypit's own size limit (a reload
+// may change it).
+func (c *Capabilities) LinesFor(maxSize int64) []string {
 	p := c.ext.Load()
 	if p == nil {
 		return []string{"PIPELINING", "ENHANCEDSTATUSCODES"}
@@ -49,7 +53,7 @@ func (c *Capabilities) Lines() []string {
 			continue
 		}
 		if k == "SIZE" {
-			size := c.MaxSize
+			size := maxSize
 			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 && n < size {
 				size = n
 			}

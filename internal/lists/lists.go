@@ -192,6 +192,20 @@ func (s *Set) reload() error {
 	return nil
 }
 
+// SetFiles makes f the set's files and loads them. If any of them cannot
+// be loaded, the current files and lists stay in use.
+func (s *Set) SetFiles(f Files) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.files
+	s.files = Files{Allow: slices.Clone(f.Allow), Block: slices.Clone(f.Block), DROP: slices.Clone(f.DROP), SpamdConf: slices.Clone(f.SpamdConf)}
+	if err := s.reload(); err != nil {
+		s.files = old
+		return err
+	}
+	return nil
+}
+
 // Allow returns the current allow list.
 func (s *Set) Allow() *List { return s.cur.Load().allow }
 

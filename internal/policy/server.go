@@ -64,6 +64,11 @@ type Server struct {
 	Whitelist atomic.Pointer[Whitelist]
 	Now       func() time.Time // for tests; nil means time.Now
 
+	// tuned holds the settings in force: Config, Greylist and Traps
+	// above until the first Reload.
+	tuned    atomic.Pointer[Settings]
+	tuneOnce sync.Once
+
 	conns  atomic.Int64
 	wg     sync.WaitGroup
 	mu     sync.Mutex
@@ -76,6 +81,28 @@ const awlGap = time.Hour
 // refreshEvery bounds store writes for busy white hosts, as in package
 // server.
 const refreshEvery = 10 * time.Minute
+
+// Settings are the parts of a Server a reload may change. Each request
+// is answered with the settings in force when it arrived.
+type Settings struct {
+	Config
+	Greylist *greylist.Greylister
+	Traps    *traps.Checker
+}
+
+// Reload puts set in force for the requests that follow.
+func (s *Server) Reload(set *Settings) {
+	s.settings()
+	s.tuned.Store(set)
+}
+
+// Settings returns the settings in force.
+func (s *Server) settings() *Settings {
+	s.tuneOnce.Do(func() {
+		s.tuned.CompareAndSwap(nil, &Settings{Config: s.Config, Greylist: s.Greylist, Traps: s.Traps})
+	})
+	return s.tuned.Load()
+}
 
 func (s *Server) now() time.Time {
 	if s.Now != nil {
@@ -241,6 +268,7 @@ func (s *Server) Decide(ctx context.Context, r *Request, cs *connState) string {
 		return "DUNNO"
 	}
 	addr = addr.Unmap()
+	set := s.settings()
 	log := func(action, reason string, more ...any) {
 		if !s.Log.Enabled(ctx, slog.LevelInfo) {
 			return // the attributes would be built for nothing
@@ -257,10 +285,10 @@ func (s *Server) Decide(ctx context.Context, r *Request, cs *connState) string {
 	switch d.Path {
 	case classify.Black:
 		log("black", d.Rule)
-		return s.blackAction(d.Reason)
+		return set.blackAction(d.Reason)
 	case classify.White:
 		if d.Entry != nil && d.Entry.Source == classify.SourceGreylist {
-			s.refresh(ctx, addr, d.Entry)
+			s.refresh(ctx, addr, d.Entry, set.WhiteTTL)
 		}
 		return "DUNNO"
 	}
@@ -274,12 +302,12 @@ func (s *Server) Decide(ctx context.Context, r *Request, cs *connState) string {
 		return "DUNNO"
 	}
 
-	if s.Traps != nil {
+	if set.Traps != nil {
 		// The client is grey (Classify above): Traps.CheckAndRecord
 		// without classifying it again.
-		h, hit, err := s.Traps.CheckGrey(ctx, r.Sender, r.Recipient)
+		h, hit, err := set.Traps.CheckGrey(ctx, r.Sender, r.Recipient)
 		if hit && err == nil {
-			_, err = s.Traps.Record(ctx, addr, r.HeloName, r.Sender, h)
+			_, err = set.Traps.Record(ctx, addr, r.HeloName, r.Sender, h)
 		}
 		switch {
 		case hit:
@@ -290,12 +318,12 @@ func (s *Server) Decide(ctx context.Context, r *Request, cs *connState) string {
 			} else {
 				log("greylist", "spamtrap", "trap", h.Address, "field", h.Field)
 			}
-			return s.greyAction(r, int64(s.Greylist.Params.PassDelay/time.Second))
+			return set.greyAction(r, int64(set.Greylist.Params.PassDelay/time.Second))
 		case err != nil:
 			s.Log.Warn("policy: spamtrap check failed", "client_address", r.ClientAddress, "err", err)
 		}
 	}
-	gd, err := s.Greylist.CheckAttempt(ctx, greylist.Attempt{Client: addr, Helo: r.HeloName, Sender: r.Sender, Rcpt: r.Recipient})
+	gd, err := set.Greylist.CheckAttempt(ctx, greylist.Attempt{Client: addr, Helo: r.HeloName, Sender: r.Sender, Rcpt: r.Recipient})
 	if err != nil {
 		log("tempfail", "store unavailable", "err", err)
 		return "DEFER_IF_PERMIT 4.3.0 Temporary greylisting failure, try again later"
@@ -307,24 +335,24 @@ func (s *Server) Decide(ctx context.Context, r *Request, cs *connState) string {
 		if s.Log.Enabled(ctx, slog.LevelInfo) {
 			log("greylist", gd.Outcome.String(), "retry_in", secs)
 		}
-		return s.greyAction(r, secs)
+		return set.greyAction(r, secs)
 	}
 	if !e.Passed.Equal(e.Updated) {
 		return "DUNNO" // passed before
 	}
 	delay := int64(e.Passed.Sub(e.Created) / time.Second)
 	log("pass", "triplet passed", "delay", delay)
-	if s.AutoWhitelist > 0 {
-		s.countPass(ctx, addr, e.Passed)
+	if set.AutoWhitelist > 0 {
+		s.countPass(ctx, set, addr, e.Passed)
 	}
-	if s.XGreylistHeader != "" && cs.newInstance(r.Instance) {
-		return "PREPEND " + s.header(delay, e.Passed)
+	if set.XGreylistHeader != "" && cs.newInstance(r.Instance) {
+		return "PREPEND " + set.header(delay, e.Passed)
 	}
 	return "DUNNO"
 }
 
-func (s *Server) greyAction(r *Request, secs int64) string {
-	msg := s.GreylistText
+func (c *Config) greyAction(r *Request, secs int64) string {
+	msg := c.GreylistText
 	// postgrey: Exchange mishandles 4.7.1 after greylisting; Postfix 2.3+
 	// always sends etrn_domain, so in practice 4.2.0 is what is sent.
 	if r.Has&HasEtrnDomain != 0 && (msg == "" || msg[0] < '0' || msg[0] > '9') {
@@ -347,8 +375,8 @@ func (s *Server) greyAction(r *Request, secs int64) string {
 		sub[0], sub[1] = sub[1], sub[0]
 	}
 	var b strings.Builder
-	b.Grow(len(s.GreylistAction) + 1 + len(msg) + len(sub[0].val) + len(sub[1].val))
-	b.WriteString(s.GreylistAction)
+	b.Grow(len(c.GreylistAction) + 1 + len(msg) + len(sub[0].val) + len(sub[1].val))
+	b.WriteString(c.GreylistAction)
 	b.WriteByte(' ')
 	pos := 0
 	for _, x := range sub {
@@ -362,51 +390,51 @@ func (s *Server) greyAction(r *Request, secs int64) string {
 	return b.String()
 }
 
-func (s *Server) blackAction(reason string) string {
+func (c *Config) blackAction(reason string) string {
 	if reason == "" {
 		reason = "blacklisted"
 	}
 	code := "4.7.1"
-	if s.BlackAction == "REJECT" {
+	if c.BlackAction == "REJECT" {
 		code = "5.7.1"
 	}
-	return s.BlackAction + " " + code + " Blocked: " + reason
+	return c.BlackAction + " " + code + " Blocked: " + reason
 }
 
-func (s *Server) header(delay int64, at time.Time) string {
-	r := strings.NewReplacer("%t", strconv.FormatInt(delay, 10), "%v", s.Version, "%h", s.Hostname,
+func (c *Config) header(delay int64, at time.Time) string {
+	r := strings.NewReplacer("%t", strconv.FormatInt(delay, 10), "%v", c.Version, "%h", c.Hostname,
 		"%d", at.Format("Mon, 02 Jan 2006 15:04:05 MST"))
-	return r.Replace(s.XGreylistHeader)
+	return r.Replace(c.XGreylistHeader)
 }
 
 // countPass counts a first pass towards auto-whitelisting and whitelists
 // the client at the threshold. The white entry is written (and fsynced)
 // before this returns, so it is in force for the client's next request.
-func (s *Server) countPass(ctx context.Context, addr netip.Addr, now time.Time) {
+func (s *Server) countPass(ctx context.Context, set *Settings, addr netip.Addr, now time.Time) {
 	key := store.AddrKey(addr)
-	n, err := s.Store.CountPass(ctx, key, now, awlGap, s.WhiteTTL)
+	n, err := s.Store.CountPass(ctx, key, now, awlGap, set.WhiteTTL)
 	if err != nil {
 		s.Log.Warn("policy: auto-whitelist count failed", "client_address", key, "err", err)
 		return
 	}
-	if n < int64(s.AutoWhitelist) {
+	if n < int64(set.AutoWhitelist) {
 		return
 	}
-	if _, err := s.Store.Refresh(ctx, key, fmt.Sprintf("passed greylisting %d times", n), classify.SourceGreylist, now, s.WhiteTTL); err != nil {
+	if _, err := s.Store.Refresh(ctx, key, fmt.Sprintf("passed greylisting %d times", n), classify.SourceGreylist, now, set.WhiteTTL); err != nil {
 		s.Log.Warn("policy: auto-whitelist failed", "client_address", key, "err", err)
 		return
 	}
-	if n == int64(s.AutoWhitelist) {
+	if n == int64(set.AutoWhitelist) {
 		s.Log.Info("policy: client whitelisted", "client_address", key, "passes", n)
 	}
 }
 
-func (s *Server) refresh(ctx context.Context, addr netip.Addr, e *store.Entry) {
+func (s *Server) refresh(ctx context.Context, addr netip.Addr, e *store.Entry, ttl time.Duration) {
 	now := s.now()
 	if now.Sub(e.Updated) < refreshEvery || e.Key != store.AddrKey(addr) {
 		return
 	}
-	if _, err := s.Store.Refresh(ctx, e.Key, e.Reason, e.Source, now, s.WhiteTTL); err != nil {
+	if _, err := s.Store.Refresh(ctx, e.Key, e.Reason, e.Source, now, ttl); err != nil {
 		s.Log.Warn("policy: white refresh failed", "client_address", e.Key, "err", err)
 	}
 }

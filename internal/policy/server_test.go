@@ -145,7 +145,10 @@ func TestGreylistDialogue(t *testing.T) {
 		t.Errorf("first attempt: %q", first)
 	}
 	f.clock.Advance(20 * time.Second)
-	f.srv.GreylistText = "wait %s s for %r"
+	// A reload changes the text of the next answer on the same connection.
+	set := *f.srv.settings()
+	set.GreylistText = "wait %s s for %r"
+	f.srv.Reload(&set)
 	if got := p.ask(req("192.0.2.10", "bob@example.org", "kim@example.test")); got != "DEFER_IF_PERMIT 4.2.0 wait 40 s for example.test" {
 		t.Errorf("early retry: %q", got)
 	}

@@ -58,6 +58,20 @@ func (r Reject) Serve(ctx context.Context, conn net.Conn, d classify.Decision, l
 	return Outcome{Outcome: "rejected", Err: err}
 }
 
+// Settings are the parts of a Server a reload may change. Each connection
+// takes the settings current when it is accepted and keeps them to its
+// end; Reload swaps them for the connections that follow.
+type Settings struct {
+	Greylist    *greylist.Greylister
+	Black       BlackHandler
+	PregreetTTL time.Duration
+	Session     session.Config
+	WhiteTTL    time.Duration
+	MaxSessions int
+	Traps       *traps.Checker
+	Proxy       *ProxyIn
+}
+
 // Server is the SMTP front line.
 type Server struct {
 	Log        *slog.Logger
@@ -81,6 +95,10 @@ type Server struct {
 	History func(store.Event)
 	// Proxy, if set, reads a PROXY header from each connection first.
 	Proxy *ProxyIn
+
+	// cur holds the settings in force: the fields above until the first
+	// Reload.
+	cur atomic.Pointer[Settings]
 
 	initOnce sync.Once
 	active   atomic.Int64
@@ -129,7 +147,23 @@ func (s *Server) init() {
 	s.initOnce.Do(func() {
 		s.conns = map[net.Conn]struct{}{}
 		s.prefix = strconv.FormatInt(time.Now().Unix()%100000, 36)
+		s.cur.CompareAndSwap(nil, &Settings{
+			Greylist: s.Greylist, Black: s.Black, PregreetTTL: s.PregreetTTL, Session: s.Session,
+			WhiteTTL: s.WhiteTTL, MaxSessions: s.MaxSessions, Traps: s.Traps, Proxy: s.Proxy,
+		})
 	})
+}
+
+// Reload puts set in force for the connections accepted from now on.
+func (s *Server) Reload(set *Settings) {
+	s.init()
+	s.cur.Store(set)
+}
+
+// settings returns the settings in force.
+func (s *Server) settings() *Settings {
+	s.init()
+	return s.cur.Load()
 }
 
 // Drain waits for sessions to end, up to ctx; then it closes the rest.
@@ -166,6 +200,7 @@ func (s *Server) track(c net.Conn, on bool) {
 
 func (s *Server) handle(ctx context.Context, c net.Conn) {
 	start := time.Now()
+	set := s.settings()
 	id := s.prefix + "-" + strconv.FormatUint(s.seq.Add(1), 36)
 	owned := true // false once the tarpit holds the connection
 	defer func() {
@@ -173,8 +208,8 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 			c.Close()
 		}
 	}()
-	if s.Proxy != nil {
-		pc, err := s.Proxy.accept(c)
+	if set.Proxy != nil {
+		pc, err := set.Proxy.accept(c)
 		if err != nil {
 			s.proxyFailed(id, c, err, start)
 			return
@@ -191,7 +226,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	// Black hosts go to the tarpit, which has caps of its own: a flood of
 	// them must not use up the sessions of white and grey hosts.
 	if d.Path == classify.Black && s.Tarpit != nil {
-		err := s.toTarpit(c, id, client, d.Reason, d.Rule, nil)
+		err := s.toTarpit(c, set, id, client, d.Reason, d.Rule, nil)
 		if err == nil {
 			owned = false // the tarpit logs the verdict when it lets go
 			return
@@ -203,10 +238,10 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	}
 
 	log := s.Log.With("conn", id)
-	if n := s.active.Add(1); s.MaxSessions > 0 && n > int64(s.MaxSessions) {
+	if n := s.active.Add(1); set.MaxSessions > 0 && n > int64(set.MaxSessions) {
 		s.active.Add(-1)
 		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		c.Write(smtp.Reply{Code: 421, Enhanced: "4.3.2", Lines: []string{s.Session.Hostname + " Too busy, please try again later"}}.Bytes())
+		c.Write(smtp.Reply{Code: 421, Enhanced: "4.3.2", Lines: []string{set.Session.Hostname + " Too busy, please try again later"}}.Bytes())
 		log.Info("verdict", "client", client.Addr().String(), "path", string(d.Path), "rule", d.Rule, "outcome", "busy", "duration", time.Since(start).Round(time.Millisecond))
 		s.record(client.Addr(), "none", "busy", 0)
 		return
@@ -224,7 +259,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	}
 	switch d.Path {
 	case classify.White:
-		st, err := s.Dialer.Splice(ctx, c, handoff.Client{Addr: client, Local: session.AddrPort(c.LocalAddr())}, start.Add(s.Session.SessionTimeout))
+		st, err := s.Dialer.Splice(ctx, c, handoff.Client{Addr: client, Local: session.AddrPort(c.LocalAddr())}, start.Add(set.Session.SessionTimeout))
 		outcome := "spliced"
 		var he *handoff.Error
 		if errors.As(err, &he) {
@@ -232,16 +267,16 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 			// temporary condition (RFC 5321 §3.8), never a success.
 			outcome = "backend-error"
 			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			c.Write(smtp.Reply{Code: 421, Enhanced: "4.4.1", Lines: []string{s.Session.Hostname + " Service temporarily unavailable, please try again later"}}.Bytes())
+			c.Write(smtp.Reply{Code: 421, Enhanced: "4.4.1", Lines: []string{set.Session.Hostname + " Service temporarily unavailable, please try again later"}}.Bytes())
 		} else if d.Entry != nil && d.Entry.Source == classify.SourceGreylist {
-			s.refresh(ctx, client.Addr(), d.Entry, log)
+			s.refresh(ctx, set, client.Addr(), d.Entry, log)
 		}
 		attrs = append(attrs, "outcome", outcome, "to_backend", st.ToBackend, "to_client", st.ToClient)
 		if err != nil {
 			attrs = append(attrs, "err", err.Error())
 		}
 	case classify.Black: // only without a tarpit
-		o := s.Black.Serve(ctx, c, d, log)
+		o := set.Black.Serve(ctx, c, d, log)
 		attrs = append(attrs, "reason", d.Reason, "outcome", o.Outcome)
 		for _, a := range o.Attrs {
 			attrs = append(attrs, a)
@@ -250,19 +285,21 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 			attrs = append(attrs, "err", o.Err.Error())
 		}
 	default:
-		deps := &session.Deps{Greylist: s.Greylist, Dialer: s.Dialer, Whitelist: s.whitelist}
+		deps := &session.Deps{Greylist: set.Greylist, Dialer: s.Dialer, Whitelist: func(ctx context.Context, a netip.Addr) error {
+			return s.whitelist(ctx, a, set.WhiteTTL)
+		}}
 		if s.Tarpit != nil {
-			deps.Pregreet = s.pregreet
+			deps.Pregreet = func(ctx context.Context, a netip.Addr) error { return s.pregreet(ctx, a, set.PregreetTTL) }
 		}
-		s.trapDeps(deps)
-		sess := session.New(c, &s.Session, deps, log)
+		s.trapDeps(deps, set.Traps)
+		sess := session.New(c, &set.Session, deps, log)
 		sess.Connected = start
 		stop := context.AfterFunc(ctx, sess.Shutdown)
 		r := sess.Run(ctx)
 		stop()
 		if r.Outcome == "pregreet" {
 			// An early talker, now black: the tarpit answers what it sent.
-			err := s.toTarpit(c, id, client, pregreetReason, "pregreet: talked before the banner", sess.Pending())
+			err := s.toTarpit(c, set, id, client, pregreetReason, "pregreet: talked before the banner", sess.Pending())
 			if err == nil {
 				owned = false
 				return
@@ -271,7 +308,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 			break
 		}
 		if r.Outcome == "trapped" {
-			err := s.trappedToTarpit(c, id, client, r, sess.Pending())
+			err := s.trappedToTarpit(c, set, id, client, r, sess.Pending())
 			if err == nil {
 				owned = false
 				return
@@ -313,10 +350,10 @@ func lingeringClose(c net.Conn) {
 
 // toTarpit hands c to the tarpit. If the tarpit is full, the client gets a
 // prompt 421 instead (the caller closes c).
-func (s *Server) toTarpit(c net.Conn, id string, client netip.AddrPort, reason, rule string, pending []byte) error {
+func (s *Server) toTarpit(c net.Conn, set *Settings, id string, client netip.AddrPort, reason, rule string, pending []byte) error {
 	err := s.Tarpit.Add(c, tarpit.Info{ID: id, Client: client, Reason: reason, Rule: rule}, pending)
 	if err != nil {
-		s.toTarpitRefused(c)
+		s.toTarpitRefused(c, set)
 	} else {
 		activeBlack.Inc() // until LogTarpit
 	}
@@ -324,9 +361,9 @@ func (s *Server) toTarpit(c net.Conn, id string, client netip.AddrPort, reason, 
 }
 
 // toTarpitRefused answers a black host the tarpit has no room for.
-func (s *Server) toTarpitRefused(c net.Conn) {
+func (s *Server) toTarpitRefused(c net.Conn, set *Settings) {
 	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	c.Write(smtp.Reply{Code: 421, Enhanced: "4.7.0", Lines: []string{s.Session.Hostname + " Too many connections, please try again later"}}.Bytes())
+	c.Write(smtp.Reply{Code: 421, Enhanced: "4.7.0", Lines: []string{set.Session.Hostname + " Too many connections, please try again later"}}.Bytes())
 }
 
 // pregreetReason is the listing reason of an early talker.
@@ -334,11 +371,11 @@ const pregreetReason = "pregreet: talked before the SMTP banner"
 
 // pregreet blacklists a client that talked before the banner (postscreen's
 // pregreet test): real MTAs wait for the greeting (RFC 5321 §3.1).
-func (s *Server) pregreet(ctx context.Context, a netip.Addr) error {
+func (s *Server) pregreet(ctx context.Context, a netip.Addr, ttl time.Duration) error {
 	now := time.Now()
 	return countStoreErr("pregreet", s.Store.Put(ctx, store.Entry{
 		Kind: store.Black, Key: store.AddrKey(a), Reason: pregreetReason, Source: "pregreet",
-		Created: now, Updated: now, Expires: now.Add(s.PregreetTTL), Count: 1,
+		Created: now, Updated: now, Expires: now.Add(ttl), Count: 1,
 	}))
 }
 
@@ -379,8 +416,8 @@ func attrValue(attrs []any, key string) string {
 }
 
 // whitelist records a host that passed greylisting.
-func (s *Server) whitelist(ctx context.Context, a netip.Addr) error {
-	_, err := s.Store.Refresh(ctx, store.AddrKey(a), "passed greylisting", classify.SourceGreylist, time.Now(), s.WhiteTTL)
+func (s *Server) whitelist(ctx context.Context, a netip.Addr, ttl time.Duration) error {
+	_, err := s.Store.Refresh(ctx, store.AddrKey(a), "passed greylisting", classify.SourceGreylist, time.Now(), ttl)
 	return countStoreErr("whitelist", err)
 }
 
@@ -389,11 +426,11 @@ func (s *Server) whitelist(ctx context.Context, a netip.Addr) error {
 const refreshEvery = 10 * time.Minute
 
 // refresh extends a greylist-earned white entry after a delivery session.
-func (s *Server) refresh(ctx context.Context, a netip.Addr, e *store.Entry, log *slog.Logger) {
+func (s *Server) refresh(ctx context.Context, set *Settings, a netip.Addr, e *store.Entry, log *slog.Logger) {
 	if time.Since(e.Updated) < refreshEvery || e.Key != store.AddrKey(a) {
 		return
 	}
-	if _, err := s.Store.Refresh(ctx, e.Key, e.Reason, e.Source, time.Now(), s.WhiteTTL); err != nil {
+	if _, err := s.Store.Refresh(ctx, e.Key, e.Reason, e.Source, time.Now(), set.WhiteTTL); err != nil {
 		metrics.StoreErrors.With("refresh").Inc()
 		log.Warn("white refresh failed", "err", err)
 	}

@@ -102,8 +102,8 @@ func fuzzRun(t *testing.T, tp *Tarpit, data []byte, chunk, slow int) {
 			t.Fatal("a second banner")
 		case r.Code == 354:
 			data354++
-		case tp.cfg.Blackhole && r.Code == 250 && r.Enhanced == "2.0.0" && r.Lines[0] == "Ok: queued",
-			!tp.cfg.Blackhole && r.Code == tp.cfg.ReplyCode:
+		case tp.conf().Blackhole && r.Code == 250 && r.Enhanced == "2.0.0" && r.Lines[0] == "Ok: queued",
+			!tp.conf().Blackhole && r.Code == tp.conf().ReplyCode:
 			finals++
 		}
 	}
@@ -116,8 +116,8 @@ func fuzzRun(t *testing.T, tp *Tarpit, data []byte, chunk, slow int) {
 	}
 	if s.closing {
 		last := reps[len(reps)-1].Code
-		want := map[string]int{"quit": 221, "too-many-errors": 421, "data-too-big": tp.cfg.ReplyCode}[s.outcome]
-		if tp.cfg.Blackhole && s.outcome == "data-too-big" {
+		want := map[string]int{"quit": 221, "too-many-errors": 421, "data-too-big": tp.conf().ReplyCode}[s.outcome]
+		if tp.conf().Blackhole && s.outcome == "data-too-big" {
 			want = 250
 		}
 		if last != want {

@@ -330,7 +330,7 @@ func newSess(tp *Tarpit) *sess {
 	now := toMono(time.Now())
 	s := &sess{fd: -1, info: Info{ID: "unit", Client: netip.MustParseAddrPort("192.0.2.7:4321"), Reason: testReason},
 		start: now, lastIn: now, due: now, state: stCommand}
-	s.queue(smtpReply(220, "", tp.cfg.Hostname+" ESMTP ready"))
+	s.queue(smtpReply(220, "", tp.conf().Hostname+" ESMTP ready"))
 	return s
 }
 

@@ -127,7 +127,7 @@ func (t *Tarpit) command(s *sess, line []byte) {
 		t.bad(s, 500, "5.5.2", "Syntax error, command unrecognized")
 		return
 	}
-	host := t.cfg.Hostname
+	host := t.conf().Hostname
 	switch cmd.Verb {
 	case "HELO":
 		s.helo = cmd.Arg
@@ -142,7 +142,7 @@ func (t *Tarpit) command(s *sess, line []byte) {
 			return
 		}
 		s.haveMail, s.from, s.rcpts = true, p.String(), 0
-		t.cfg.Sampler.begin(s)
+		t.conf().Sampler.begin(s)
 		s.queue(smtpReply(250, "2.1.0", "Sender ok"))
 	case "RCPT":
 		if !s.haveMail {
@@ -157,7 +157,7 @@ func (t *Tarpit) command(s *sess, line []byte) {
 		// Any recipient, any domain: the open relay bots look for.
 		s.rcpts++
 		s.allRcpts++
-		t.cfg.Sampler.rcpt(s, p.String())
+		t.conf().Sampler.rcpt(s, p.String())
 		s.queue(smtpReply(250, "2.1.5", "Recipient ok"))
 	case "DATA":
 		if s.rcpts == 0 {
@@ -184,7 +184,7 @@ func (t *Tarpit) command(s *sess, line []byte) {
 
 func (t *Tarpit) bad(s *sess, code int, enh, text string) {
 	if s.errors++; s.errors >= maxErrors {
-		s.closeWith("too-many-errors", smtpReply(421, "4.7.0", t.cfg.Hostname+" Too many errors"))
+		s.closeWith("too-many-errors", smtpReply(421, "4.7.0", t.conf().Hostname+" Too many errors"))
 		return
 	}
 	s.queue(smtpReply(code, enh, text))
@@ -200,7 +200,7 @@ func (t *Tarpit) data(s *sess, b []byte) []byte {
 	text := 0 // b[text:i] is text not yet sampled
 	for i, c := range b {
 		if s.dot == 4 && c != '\n' {
-			t.cfg.Sampler.data(s, cr) // the CR held back after a leading dot was text
+			t.conf().Sampler.data(s, cr) // the CR held back after a leading dot was text
 		}
 		switch {
 		case s.dot == 3 && c == '\r':
@@ -216,15 +216,15 @@ func (t *Tarpit) data(s *sess, b []byte) []byte {
 			s.dot = 2
 		case s.dot == 2 && c == '.':
 			s.dot = 3
-			t.cfg.Sampler.data(s, b[text:i])
+			t.conf().Sampler.data(s, b[text:i])
 			text = i + 1
 		default:
 			s.dot = 0
 		}
 	}
-	t.cfg.Sampler.data(s, b[text:])
+	t.conf().Sampler.data(s, b[text:])
 	t.countData(s, len(b))
-	if int64(s.curData) > t.cfg.MaxDataSize {
+	if int64(s.curData) > t.conf().MaxDataSize {
 		// The end cannot be found within the bound: refuse and close.
 		s.state = stCommand
 		s.closeWith("data-too-big", t.finalReply(s))
@@ -243,23 +243,23 @@ func (t *Tarpit) endOfData(s *sess) {
 	s.state = stCommand
 	s.messages++
 	s.haveMail, s.rcpts = false, 0
-	t.cfg.Sampler.end(s, t.cfg.Hostname)
+	t.conf().Sampler.end(s, t.conf().Hostname)
 	s.queue(t.finalReply(s))
 }
 
 // finalReply refuses the message with the listing reason, so a sender
 // listed by mistake learns why; in blackhole mode it pretends to accept.
 func (t *Tarpit) finalReply(s *sess) []byte {
-	if t.cfg.Blackhole {
+	if t.conf().Blackhole {
 		return smtpReply(250, "2.0.0", "Ok: queued")
 	}
 	enh := "5.7.1"
-	if t.cfg.ReplyCode < 500 {
+	if t.conf().ReplyCode < 500 {
 		enh = "4.7.1"
 	}
 	reason := strings.TrimSpace(s.info.Reason)
 	if reason == "" {
 		reason = "blacklisted"
 	}
-	return smtpReply(t.cfg.ReplyCode, enh, "Message refused: client "+s.info.Client.Addr().String()+" is listed here: "+reason)
+	return smtpReply(t.conf().ReplyCode, enh, "Message refused: client "+s.info.Client.Addr().String()+" is listed here: "+reason)
 }

@@ -40,6 +40,7 @@ type Config struct {
 	PrefixV6       int
 	Pressure       float64       // share of MaxSessions above which replies go out whole
 	IdleTimeout    time.Duration // no input for this long while waiting for it
+	DataTimeout    time.Duration // no message text for this long: 421 (0: only IdleTimeout)
 	SessionTimeout time.Duration
 	MaxDataSize    int64    // message bytes read before the final reply
 	Sampler        *Sampler // nil: keep no samples
@@ -56,7 +57,7 @@ type Info struct {
 // Verdict is reported once per session when it ends.
 type Verdict struct {
 	Info
-	Outcome   string        // quit, closed, idle, timeout, too-many-errors, data-too-big, shutdown, error
+	Outcome   string        // quit, closed, idle, timeout, too-many-errors, data-too-big, data-timeout, shutdown, error
 	Held      time.Duration // how long the bot was held
 	Dripped   int64         // bytes sent to it
 	Helo      string
@@ -77,7 +78,7 @@ var (
 
 // Tarpit is the scheduler and its sessions.
 type Tarpit struct {
-	cfg   Config
+	cur   atomic.Pointer[tuning] // SetConfig swaps it
 	onEnd func(Verdict)
 
 	mu        sync.Mutex
@@ -87,8 +88,6 @@ type Tarpit struct {
 	stopped   bool
 	wake      chan struct{}
 	rules     map[string]string // interned Info.Rule and Reason strings
-
-	banner []byte // shared by all sessions until they queue a reply
 
 	// Owned by the scheduler goroutine.
 	queue   sessHeap
@@ -103,15 +102,38 @@ type Tarpit struct {
 // every session that ends, so it must not block for long. (A session
 // added while Run shuts down is reported from Add.)
 func New(cfg Config, onEnd func(Verdict)) *Tarpit {
-	return &Tarpit{
-		cfg:       cfg,
+	t := &Tarpit{
 		onEnd:     onEnd,
 		perPrefix: map[netip.Prefix]int{},
 		wake:      make(chan struct{}, 1),
-		banner:    smtpReply(220, "", cfg.Hostname+" ESMTP ready"),
 		rules:     map[string]string{},
 		scratch:   make([]byte, readChunk),
 	}
+	t.cur.Store(newTuning(cfg))
+	return t
+}
+
+// tuning is the current Config and what is derived from it.
+type tuning struct {
+	Config
+	banner []byte // shared by all sessions until they queue a reply
+}
+
+func newTuning(cfg Config) *tuning {
+	return &tuning{Config: cfg, banner: smtpReply(220, "", cfg.Hostname+" ESMTP ready")}
+}
+
+// conf returns the settings in force.
+func (t *Tarpit) conf() *tuning { return t.cur.Load() }
+
+// SetConfig replaces the settings (a reload). Held sessions go on under
+// the new pacing and limits; the client prefix lengths and the sampler
+// stay those the tarpit was made with, as its per-prefix counts and open
+// sample file depend on them.
+func (t *Tarpit) SetConfig(cfg Config) {
+	old := t.conf()
+	cfg.PrefixV4, cfg.PrefixV6, cfg.Sampler = old.PrefixV4, old.PrefixV6, old.Sampler
+	t.cur.Store(newTuning(cfg))
 }
 
 // A flood is floodSize sessions added with no pause of floodQuiet.
@@ -139,9 +161,9 @@ func (t *Tarpit) Active() int { return int(t.active.Load()) }
 
 func (t *Tarpit) prefix(a netip.Addr) netip.Prefix {
 	a = a.Unmap()
-	bits := t.cfg.PrefixV6
+	bits := t.conf().PrefixV6
 	if a.Is4() {
-		bits = t.cfg.PrefixV4
+		bits = t.conf().PrefixV4
 	}
 	p, err := a.Prefix(bits)
 	if err != nil {
@@ -165,10 +187,10 @@ func (t *Tarpit) add(c net.Conn, info Info, pending []byte, r *Resume) error {
 	case t.stopped:
 		t.mu.Unlock()
 		return ErrStopped
-	case t.total >= t.cfg.MaxSessions:
+	case t.total >= t.conf().MaxSessions:
 		t.mu.Unlock()
 		return ErrFull
-	case t.perPrefix[pfx] >= t.cfg.MaxPerPrefix:
+	case t.perPrefix[pfx] >= t.conf().MaxPerPrefix:
 		t.mu.Unlock()
 		return ErrPrefixFull
 	}
@@ -190,7 +212,7 @@ func (t *Tarpit) add(c net.Conn, info Info, pending []byte, r *Resume) error {
 	if len(pending) > 0 {
 		s.in = append([]byte(nil), pending[:min(len(pending), readChunk)]...)
 	}
-	s.out, s.shared = t.banner, true
+	s.out, s.shared = t.conf().banner, true
 	if r != nil {
 		r.apply(s)
 	}
@@ -345,21 +367,21 @@ func (t *Tarpit) shutdown() {
 
 // pollEvery is how often a session waiting for input is looked at.
 func (t *Tarpit) pollEvery() time.Duration {
-	return min(max(t.cfg.Stutter, 50*time.Millisecond), time.Second)
+	return min(max(t.conf().Stutter, 50*time.Millisecond), time.Second)
 }
 
 // dripping reports whether replies are dripped now; above the pressure
 // mark they go out whole so sessions end and make room (spamd near
 // maxcon does the same).
 func (t *Tarpit) dripping() bool {
-	return float64(t.active.Load()) < t.cfg.Pressure*float64(t.cfg.MaxSessions)
+	return float64(t.active.Load()) < t.conf().Pressure*float64(t.conf().MaxSessions)
 }
 
 // step advances one session at its due time. It reports whether the
 // session stays; if not, it has ended and been reported.
 func (t *Tarpit) step(s *sess, wall time.Time) bool {
 	now := toMono(wall)
-	if now.sub(s.start) >= t.cfg.SessionTimeout {
+	if now.sub(s.start) >= t.conf().SessionTimeout {
 		t.end(s, "timeout", nil)
 		return false
 	}
@@ -378,9 +400,9 @@ func (t *Tarpit) step(s *sess, wall time.Time) bool {
 		if s.outPos < len(s.out) || s.closing {
 			// Keep the cadence: the next byte is due one stutter after
 			// this one was, not after this one was late.
-			s.due = s.due.add(t.cfg.Stutter)
+			s.due = s.due.add(t.conf().Stutter)
 			if s.due < now {
-				s.due = now.add(t.cfg.Stutter)
+				s.due = now.add(t.conf().Stutter)
 			}
 			return true
 		}
@@ -392,7 +414,14 @@ func (t *Tarpit) step(s *sess, wall time.Time) bool {
 		t.end(s, s.outcome, nil)
 		return false
 	}
-	if now.sub(s.lastIn) >= t.cfg.IdleTimeout {
+	if cfg := t.conf(); s.state == stData && cfg.DataTimeout > 0 && now.sub(s.lastIn) >= cfg.DataTimeout {
+		// RFC 5321 §4.5.3.2.6: the end of the data did not come in time.
+		s.state = stCommand
+		s.closeWith("data-timeout", smtpReply(421, "4.4.2", cfg.Hostname+" Timeout waiting for data, closing connection"))
+		s.due = now
+		return true
+	}
+	if now.sub(s.lastIn) >= t.conf().IdleTimeout {
 		t.end(s, "idle", nil)
 		return false
 	}
@@ -453,8 +482,8 @@ func (t *Tarpit) write(s *sess) bool {
 func (t *Tarpit) end(s *sess, outcome string, err error) {
 	unix.Close(s.fd)
 	t.release(t.prefix(s.info.Client.Addr()))
-	if s.sample != nil && t.cfg.Sampler != nil && s.sample.started {
-		t.cfg.Sampler.write(s, t.cfg.Hostname, false)
+	if s.sample != nil && t.conf().Sampler != nil && s.sample.started {
+		t.conf().Sampler.write(s, t.conf().Hostname, false)
 	}
 	if t.onEnd != nil {
 		t.onEnd(Verdict{

@@ -303,6 +303,9 @@ func TestGracefulDrain(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("greypit still running 20s after its last session ended:\n%s", g.Log())
 	}
+	if code := g.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0", code)
+	}
 	msgs := pf.WaitMessages(t, 1, 20*time.Second)
 	if msgs[0].Subject != "in flight" {
 		t.Errorf("subject %q", msgs[0].Subject)
