@@ -195,7 +195,12 @@ func Load(ctx context.Context, s Store, r io.Reader) (n int, err error) {
 	defer func() { spool.Close(); os.Remove(spool.Name()) }()
 	sw := bufio.NewWriter(spool)
 	now := time.Now().Round(0)
+	written := 0 // lines in the spool, blank ones kept so line numbers stay the input's
 	_, err = scanDump(ctx, r, func(line int, b []byte, rec record) error {
+		for ; written < line-1; written++ {
+			sw.WriteByte('\n')
+		}
+		written++
 		_, err := sw.Write(append(b, '\n'))
 		return err
 	}, now)
@@ -209,11 +214,10 @@ func Load(ctx context.Context, s Store, r io.Reader) (n int, err error) {
 		return 0, fmt.Errorf("store: load: %w", err)
 	}
 	ap := applier{ctx: ctx, s: s}
-	_, err = scanDump(ctx, spool, func(_ int, _ []byte, rec record) error { return ap.add(rec) }, now)
-	if err == nil {
-		err = ap.flushEvents()
+	if _, err := scanDump(ctx, spool, func(_ int, _ []byte, rec record) error { return ap.add(rec) }, now); err != nil {
+		return ap.n, err
 	}
-	if err != nil {
+	if err := ap.flushEvents(); err != nil {
 		return ap.n, fmt.Errorf("store: load: %w", err)
 	}
 	return ap.n, nil
