@@ -56,7 +56,8 @@ type RedisOptions struct {
 	Timeout    time.Duration
 	// WaitReplicas, if positive, makes every white entry write (Refresh,
 	// Put of a white entry) wait until that many replicas have it (Redis
-	// WAIT, for at most WaitTimeout, default Timeout) and fail otherwise.
+	// WAIT, for at most WaitTimeout: default half of Timeout, and it must
+	// be shorter) and fail otherwise.
 	// Replication is asynchronous: without it, a master that dies right
 	// after acknowledging a white entry can take it along, and the
 	// promoted replica makes the host greylisted again (see README,
@@ -117,9 +118,14 @@ func OpenRedis(o RedisOptions) (*Redis, error) {
 	if o.WaitReplicas < 0 {
 		return nil, fmt.Errorf("store: redis: wait replicas %d is negative", o.WaitReplicas)
 	}
+	// WAIT blocks on the connection, so it must answer within the read
+	// timeout.
 	wt := o.WaitTimeout
 	if wt <= 0 {
-		wt = t
+		wt = t / 2
+	}
+	if wt >= t {
+		return nil, fmt.Errorf("store: redis: wait timeout %v must be shorter than the timeout %v", wt, t)
 	}
 	return &Redis{c: c, prefix: "{" + o.Prefix + "}:", wait: o.WaitReplicas, waitT: wt}, nil
 }

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -321,18 +322,26 @@ func (f *Failover) SentinelAddrs() []string {
 	return a
 }
 
-// MasterAddr is the master's address as the first sentinel that answers
-// sees it.
+// MasterAddr is the master's address if every sentinel that answers
+// agrees on it, else an error.
 func (f *Failover) MasterAddr() (string, error) {
-	var err error
+	addr := ""
 	for _, s := range f.Sentinels {
-		var got string
-		if got, err = s.command("SENTINEL", "get-master-addr-by-name", f.Name); err == nil {
-			host, port, _ := strings.Cut(got, " ")
-			return net.JoinHostPort(host, port), nil
+		got, err := s.command("SENTINEL", "get-master-addr-by-name", f.Name)
+		if err != nil {
+			continue
 		}
+		host, port, _ := strings.Cut(got, " ")
+		a := net.JoinHostPort(host, port)
+		if addr != "" && a != addr {
+			return "", fmt.Errorf("sentinels disagree: %s and %s", addr, a)
+		}
+		addr = a
 	}
-	return "", err
+	if addr == "" {
+		return "", errors.New("no sentinel answers")
+	}
+	return addr, nil
 }
 
 // IsMaster reports whether r answers as a master (INFO replication).
