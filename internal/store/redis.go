@@ -124,7 +124,7 @@ func OpenRedis(o RedisOptions) (*Redis, error) {
 	if wt <= 0 {
 		wt = t / 2
 	}
-	if wt >= t {
+	if o.WaitReplicas > 0 && wt >= t {
 		return nil, fmt.Errorf("store: redis: wait timeout %v must be shorter than the timeout %v", wt, t)
 	}
 	return &Redis{c: c, prefix: "{" + o.Prefix + "}:", wait: o.WaitReplicas, waitT: wt}, nil
