@@ -205,19 +205,6 @@ func (b *Bolt) RestoreEvents(ctx context.Context, evs []Event) error {
 				}
 			}
 		}
-		for _, ev := range missingEvents(evs, have) {
-			v, err := json.Marshal(ev)
-			if err != nil {
-				return own(fmt.Errorf("store: encode event: %w", err))
-			}
-			seq, err := bk.NextSequence()
-			if err != nil {
-				return err
-			}
-			if err := bk.Put(eventKey(ev.Time, seq), v); err != nil {
-				return err
-			}
-		}
-		return nil
+		return putEvents(bk, missingEvents(evs, have))
 	})
 }
