@@ -43,13 +43,14 @@ declare -A pkg_of=(
 	[IO::Socket::SSL]=libio-socket-ssl-perl
 	[dig]=dnsutils
 	[redis-server]=redis-server
+	[redis-cli]=redis-tools
 	[haproxy]=haproxy
 	[promtool]=prometheus
 	[postgrey]=postgrey
 	[db_dump]=db-util
 )
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(postfix postconf postqueue swaks IO::Socket::INET6 Net::SSLeay IO::Socket::SSL dig redis-server postgrey db_dump haproxy promtool)
+[ ${#want[@]} -gt 0 ] || want=(postfix postconf postqueue swaks IO::Socket::INET6 Net::SSLeay IO::Socket::SSL dig redis-server redis-cli postgrey db_dump haproxy promtool)
 
 # present reports whether a command (or, for a name with "::", a Perl
 # module) is installed.

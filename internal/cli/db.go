@@ -110,8 +110,10 @@ func db(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			in = f
 		}
 		n, err := ops.Load(ctx, in)
-		fmt.Fprintf(stdout, "loaded %d entr%s\n", n, plural(n))
-		return err
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "loaded %d record%s\n", n, map[bool]string{true: "", false: "s"}[n == 1])
 	default:
 		return fmt.Errorf("db: unknown verb %q (list, add, del, why, dump, load)", verb)
 	}

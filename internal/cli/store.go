@@ -38,6 +38,10 @@ func openStore(cfg *config.Config, lock time.Duration) (openedStore, error) {
 			DB:         cfg.Store.RedisDB,
 			Prefix:     cfg.Store.RedisPrefix,
 			Timeout:    cfg.Store.RedisTimeout.Duration,
+			// Only white entry writes wait: they are what a failover must
+			// not lose (README, "Redis Sentinel failover").
+			WaitReplicas: cfg.Store.RedisWaitReplicas,
+			WaitTimeout:  cfg.Store.RedisWaitTimeout.Duration,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("store.redis_addrs: %w", err)

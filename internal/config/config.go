@@ -165,9 +165,11 @@ type Store struct {
 	RedisMaster       string     `toml:"redis_sentinel_master"` // Sentinel master name; redis_addrs are then the sentinels
 	RedisPasswordFile string     `toml:"redis_password_file"`   // file holding the password (first line)
 	RedisDB           int        `toml:"redis_db"`
-	RedisPrefix       string     `toml:"redis_prefix"`  // key namespace
-	RedisTimeout      Duration   `toml:"redis_timeout"` // dial, read and write timeout
-	Unreachable       string     `toml:"unreachable"`   // StoreTempfail or StoreOpen
+	RedisPrefix       string     `toml:"redis_prefix"`        // key namespace
+	RedisTimeout      Duration   `toml:"redis_timeout"`       // dial, read and write timeout
+	RedisWaitReplicas int        `toml:"redis_wait_replicas"` // WAIT for this many replicas after a white entry write; 0 = no
+	RedisWaitTimeout  Duration   `toml:"redis_wait_timeout"`  // for at most this long (< redis_timeout)
+	Unreachable       string     `toml:"unreachable"`         // StoreTempfail or StoreOpen
 }
 
 // store.backend and store.unreachable values.
@@ -250,13 +252,14 @@ func Default() *Config {
 			SPFTimeout:  Duration{2 * time.Second},
 		},
 		Store: Store{
-			Path:           "/var/lib/greypit/greypit.db",
-			ExpireEvery:    Duration{time.Minute},
-			GreyFlushEvery: Duration{time.Second},
-			Backend:        StoreBolt,
-			RedisPrefix:    "greypit",
-			RedisTimeout:   Duration{2 * time.Second},
-			Unreachable:    StoreTempfail,
+			Path:             "/var/lib/greypit/greypit.db",
+			ExpireEvery:      Duration{time.Minute},
+			GreyFlushEvery:   Duration{time.Second},
+			Backend:          StoreBolt,
+			RedisPrefix:      "greypit",
+			RedisTimeout:     Duration{2 * time.Second},
+			RedisWaitTimeout: Duration{time.Second},
+			Unreachable:      StoreTempfail,
 		},
 		Log:   Log{Level: "info", Format: "text"},
 		Lists: Lists{PollEvery: Duration{10 * time.Second}},

@@ -36,6 +36,13 @@ func (c *Config) validateStore(bad func(key, format string, args ...any)) {
 	if s.RedisTimeout.Duration <= 0 {
 		bad("store.redis_timeout", "must be positive")
 	}
+	if s.RedisWaitReplicas < 0 {
+		bad("store.redis_wait_replicas", "must be >= 0")
+	}
+	if s.RedisWaitReplicas > 0 && (s.RedisWaitTimeout.Duration <= 0 || s.RedisWaitTimeout.Duration >= s.RedisTimeout.Duration) {
+		bad("store.redis_wait_timeout", "%v: must be positive and shorter than store.redis_timeout (%v): WAIT blocks the connection",
+			s.RedisWaitTimeout.Duration, s.RedisTimeout.Duration)
+	}
 	switch s.Unreachable {
 	case StoreTempfail, StoreOpen:
 	default:

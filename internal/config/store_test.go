@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestValidateStore(t *testing.T) {
@@ -28,6 +29,13 @@ func TestValidateStore(t *testing.T) {
 		{"prefix braces", func(c *Config) { c.Store.RedisPrefix = "{x}" }, "store.redis_prefix: "},
 		{"prefix empty", func(c *Config) { c.Store.RedisPrefix = "" }, "store.redis_prefix: "},
 		{"timeout", func(c *Config) { c.Store.RedisTimeout = Duration{} }, "store.redis_timeout: must be positive"},
+		{"wait replicas negative", func(c *Config) { c.Store.RedisWaitReplicas = -1 }, "store.redis_wait_replicas: must be >= 0"},
+		{"wait replicas", func(c *Config) { redis(c); c.Store.RedisWaitReplicas = 1 }, ""},
+		{"wait timeout too long", func(c *Config) {
+			redis(c)
+			c.Store.RedisWaitReplicas, c.Store.RedisWaitTimeout = 1, c.Store.RedisTimeout
+		}, "store.redis_wait_timeout: 2s: must be positive and shorter than store.redis_timeout"},
+		{"wait timeout unused", func(c *Config) { c.Store.RedisTimeout = Duration{500 * time.Millisecond} }, ""},
 		{"unreachable", func(c *Config) { c.Store.Unreachable = "drop" }, `store.unreachable: "drop": must be tempfail or open`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

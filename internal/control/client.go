@@ -108,14 +108,17 @@ func (c *Client) Why(ctx context.Context, addr string) (Why, error) {
 
 // Dump implements Ops.
 func (c *Client) Dump(ctx context.Context, w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false) // the same bytes as store.Dump
+	bw := bufio.NewWriter(w)
 	_, err := c.do(ctx, request{Op: "dump"}, nil, func(r response) error {
-		if r.Entry == nil {
+		if r.Line == "" {
 			return errors.New("control: unexpected answer")
 		}
-		return enc.Encode(r.Entry)
+		bw.WriteString(r.Line)
+		return bw.WriteByte('\n')
 	})
+	if ferr := bw.Flush(); err == nil && ferr != nil {
+		err = fmt.Errorf("control: dump: write: %w", ferr)
+	}
 	return err
 }
 

@@ -2,6 +2,7 @@ package control
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,6 +43,9 @@ type response struct {
 	Error string          `json:"error,omitempty"`
 
 	Hit *store.TrapHit `json:"hit,omitempty"` // trap-hits (traps.go)
+	// Line is one line of a dump, without its newline. A string, not raw
+	// JSON, so the bytes arrive as store.Dump wrote them.
+	Line string `json:"line,omitempty"`
 }
 
 // maxRequest bounds the request line.
@@ -148,9 +152,11 @@ func dispatch(ctx context.Context, req request, ops Ops, br *bufio.Reader, enc *
 		}
 		return 1, enc.Encode(response{Why: &w})
 	case "dump":
-		// The entries of every kind, re-wrapped; the client writes them
-		// out in the dump format.
-		return dispatch(ctx, request{Op: "list"}, ops, br, enc)
+		lw := &lineWriter{enc: enc}
+		if err := ops.Dump(ctx, lw); err != nil {
+			return lw.n, err
+		}
+		return lw.n, lw.flush()
 	case "load":
 		return ops.Load(ctx, br)
 	case "trap-hits":
@@ -190,4 +196,36 @@ func readLine(br *bufio.Reader, max int) ([]byte, error) {
 			return nil, fmt.Errorf("control: reading request: %w", err)
 		}
 	}
+}
+
+// lineWriter sends what Dump writes one line per response.
+type lineWriter struct {
+	enc *json.Encoder
+	buf []byte
+	n   int
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		if err := w.enc.Encode(response{Line: string(w.buf[:i])}); err != nil {
+			return 0, err
+		}
+		w.n++
+		w.buf = w.buf[i+1:]
+	}
+}
+
+// flush sends a last line without a newline (Dump ends every line, so
+// there is none unless it failed).
+func (w *lineWriter) flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	w.n++
+	return w.enc.Encode(response{Line: string(w.buf)})
 }

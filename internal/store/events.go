@@ -66,21 +66,26 @@ func (b *Bolt) AddEvents(ctx context.Context, evs []Event) error {
 		if err != nil {
 			return err
 		}
-		for _, ev := range evs {
-			v, err := json.Marshal(ev)
-			if err != nil {
-				return own(fmt.Errorf("store: encode event: %w", err))
-			}
-			seq, err := bk.NextSequence()
-			if err != nil {
-				return err
-			}
-			if err := bk.Put(eventKey(ev.Time, seq), v); err != nil {
-				return err
-			}
-		}
-		return nil
+		return putEvents(bk, evs)
 	})
+}
+
+// putEvents appends evs to the events bucket, each under a fresh key.
+func putEvents(bk *bolt.Bucket, evs []Event) error {
+	for _, ev := range evs {
+		v, err := json.Marshal(ev)
+		if err != nil {
+			return own(fmt.Errorf("store: encode event: %w", err))
+		}
+		seq, err := bk.NextSequence()
+		if err != nil {
+			return err
+		}
+		if err := bk.Put(eventKey(ev.Time, seq), v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Events implements EventLog.

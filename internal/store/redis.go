@@ -40,6 +40,8 @@ import (
 type Redis struct {
 	c      redis.UniversalClient
 	prefix string
+	wait   int           // WAIT for this many replicas after a white entry write
+	waitT  time.Duration // for at most this long
 }
 
 var _ Store = (*Redis)(nil)
@@ -52,7 +54,21 @@ type RedisOptions struct {
 	DB         int    // database number (standalone and Sentinel only)
 	Prefix     string // key namespace; empty: "greypit"
 	Timeout    time.Duration
+	// WaitReplicas, if positive, makes every white entry write (Refresh,
+	// Put of a white entry) wait until that many replicas have it (Redis
+	// WAIT, for at most WaitTimeout: default half of Timeout, and it must
+	// be shorter) and fail otherwise.
+	// Replication is asynchronous: without it, a master that dies right
+	// after acknowledging a white entry can take it along, and the
+	// promoted replica makes the host greylisted again (see README,
+	// "Redis Sentinel failover").
+	WaitReplicas int
+	WaitTimeout  time.Duration
 }
+
+// ErrNotReplicated is wrapped by a white entry write that reached the
+// master but not RedisOptions.WaitReplicas replicas in time.
+var ErrNotReplicated = errors.New("not confirmed by enough replicas")
 
 // maxTxRetries bounds the optimistic transaction loop; each retry means
 // another host committed a write to the same key, so this many in a row
@@ -99,7 +115,19 @@ func OpenRedis(o RedisOptions) (*Redis, error) {
 		// RESP commands that Valkey and older Redis versions answer.
 		DisableIdentity: true,
 	})
-	return &Redis{c: c, prefix: "{" + o.Prefix + "}:"}, nil
+	if o.WaitReplicas < 0 {
+		return nil, fmt.Errorf("store: redis: wait replicas %d is negative", o.WaitReplicas)
+	}
+	// WAIT blocks on the connection, so it must answer within the read
+	// timeout.
+	wt := o.WaitTimeout
+	if wt <= 0 {
+		wt = t / 2
+	}
+	if o.WaitReplicas > 0 && wt >= t {
+		return nil, fmt.Errorf("store: redis: wait timeout %v must be shorter than the timeout %v", wt, t)
+	}
+	return &Redis{c: c, prefix: "{" + o.Prefix + "}:", wait: o.WaitReplicas, waitT: wt}, nil
 }
 
 // Ping checks that the server answers.
@@ -280,8 +308,34 @@ func (r *Redis) Put(ctx context.Context, e Entry) error {
 	if err := CheckEntry(e); err != nil {
 		return err
 	}
+	if e.Kind == White && r.wait > 0 {
+		// WAIT must follow the write on its connection: a transaction
+		// pins one.
+		return r.txn(ctx, "put", func(tx *redis.Tx, queue func(func(redis.Pipeliner) error) error) error {
+			if err := queue(func(p redis.Pipeliner) error { return r.putEntry(ctx, p, e) }); err != nil {
+				return err
+			}
+			return r.waitReplicas(ctx, tx)
+		}, r.entryKey(e.Kind, e.Key))
+	}
 	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error { return r.putEntry(ctx, p, e) })
 	return rerr("put", err)
+}
+
+// waitReplicas sends WAIT on tx's connection, right after its write, when
+// the store is configured to.
+func (r *Redis) waitReplicas(ctx context.Context, tx *redis.Tx) error {
+	if r.wait <= 0 {
+		return nil
+	}
+	n, err := tx.Do(ctx, "WAIT", r.wait, r.waitT.Milliseconds()).Int()
+	if err != nil {
+		return fmt.Errorf("wait for replicas: %w", err)
+	}
+	if n < r.wait {
+		return own(fmt.Errorf("store: white entry written on the master, %d of %d replicas have it after %v: %w", n, r.wait, r.waitT, ErrNotReplicated))
+	}
+	return nil
 }
 
 // Delete implements Store.
@@ -411,6 +465,9 @@ func (r *Redis) Refresh(ctx context.Context, key, reason, source string, now tim
 		}
 		e := refreshStep(old, found, key, reason, source, now, ttl)
 		if err := queue(func(p redis.Pipeliner) error { return r.putEntry(ctx, p, e) }); err != nil {
+			return err
+		}
+		if err := r.waitReplicas(ctx, tx); err != nil {
 			return err
 		}
 		out = e

@@ -152,6 +152,8 @@ type Store interface {
 	Close() error
 	// TrapStore keeps harvester visits and trap hits (traps.go).
 	TrapStore
+	// DumpStore reads and restores what only dumps need (restore.go).
+	DumpStore
 }
 
 // AddrKey is the key of a white or black entry for one address. IPv4-mapped

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -244,5 +245,175 @@ func (r *Redis) signal(sig syscall.Signal) {
 	defer r.mu.Unlock()
 	if r.cmd != nil {
 		r.cmd.Process.Signal(sig)
+	}
+}
+
+// Failover is a Sentinel-monitored group on loopback: a master, its
+// replicas and the sentinels, set up to fail over fast (the master is
+// down after 1s without an answer). Master is the one started as master;
+// after a failover ask the sentinels (MasterAddr) for the current one.
+type Failover struct {
+	Name      string
+	Master    *Redis
+	Replicas  []*Redis
+	Sentinels []*Redis
+}
+
+// StartFailover starts a master, replicas replicas of it and sentinels
+// sentinels (quorum: a majority of them) monitoring it under name, and
+// waits until every sentinel knows the replicas and the other sentinels,
+// so a failover can start as soon as the master goes.
+func StartFailover(t testing.TB, name string, replicas, sentinels int) *Failover {
+	t.Helper()
+	f := &Failover{Name: name, Master: StartRedis(t)}
+	for range replicas {
+		r := &Redis{t: t, bin: bin(t, "redis-server"), dir: t.TempDir(), port: FreePort(t)}
+		r.args = []string{"--replicaof", "127.0.0.1", strconv.Itoa(f.Master.port)}
+		t.Cleanup(r.Stop)
+		r.Start()
+		f.Replicas = append(f.Replicas, r)
+	}
+	for _, r := range f.Replicas {
+		if !poll(10*time.Second, 20*time.Millisecond, func() bool {
+			info, err := r.command("INFO", "replication")
+			return err == nil && strings.Contains(info, "master_link_status:up")
+		}) {
+			info, _ := r.command("INFO", "replication")
+			t.Fatalf("replica %s did not sync with its master:\n%s", r.Addr(), info)
+		}
+	}
+	quorum := sentinels/2 + 1
+	for range sentinels {
+		r := &Redis{t: t, bin: bin(t, "redis-server"), dir: t.TempDir(), port: FreePort(t)}
+		conf := filepath.Join(r.dir, "sentinel.conf")
+		c := fmt.Sprintf("sentinel monitor %[1]s 127.0.0.1 %[2]d %[3]d\n"+
+			"sentinel down-after-milliseconds %[1]s 1000\n"+
+			"sentinel failover-timeout %[1]s 5000\n"+
+			"sentinel parallel-syncs %[1]s 1\n", name, f.Master.port, quorum)
+		if err := os.WriteFile(conf, []byte(c), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r.conf, r.args = conf, []string{"--sentinel"}
+		t.Cleanup(r.Stop)
+		r.Start()
+		f.Sentinels = append(f.Sentinels, r)
+	}
+	// Replicas are learnt from the master's INFO, the other sentinels
+	// from hello messages every 2s.
+	for _, s := range f.Sentinels {
+		if !poll(20*time.Second, 50*time.Millisecond, func() bool {
+			info, err := s.command("SENTINEL", "master", name)
+			return err == nil && strings.Contains(info, fmt.Sprintf("num-slaves %d ", replicas)) &&
+				strings.Contains(info, fmt.Sprintf("num-other-sentinels %d ", sentinels-1))
+		}) {
+			info, err := s.command("SENTINEL", "master", name)
+			t.Fatalf("sentinel %s does not know the group yet: %v\n%s", s.Addr(), err, info)
+		}
+	}
+	return f
+}
+
+// SentinelAddrs are the sentinels' addresses.
+func (f *Failover) SentinelAddrs() []string {
+	var a []string
+	for _, s := range f.Sentinels {
+		a = append(a, s.Addr())
+	}
+	return a
+}
+
+// MasterAddr is the master's address if every sentinel that answers
+// agrees on it, else an error.
+func (f *Failover) MasterAddr() (string, error) {
+	addr := ""
+	for _, s := range f.Sentinels {
+		got, err := s.command("SENTINEL", "get-master-addr-by-name", f.Name)
+		if err != nil {
+			continue
+		}
+		host, port, _ := strings.Cut(got, " ")
+		a := net.JoinHostPort(host, port)
+		if addr != "" && a != addr {
+			return "", fmt.Errorf("sentinels disagree: %s and %s", addr, a)
+		}
+		addr = a
+	}
+	if addr == "" {
+		return "", errors.New("no sentinel answers")
+	}
+	return addr, nil
+}
+
+// IsMaster reports whether r answers as a master (INFO replication).
+func (r *Redis) IsMaster() bool {
+	info, err := r.command("INFO", "replication")
+	return err == nil && strings.Contains(info, "role:master")
+}
+
+var shared struct {
+	once     sync.Once
+	cluster  []*Redis
+	err      error
+	skip     string
+	cleanups []func()
+	mu       sync.Mutex
+}
+
+// sharedTB outlives the test that starts a shared server: its cleanups
+// and temporary directories wait for StopShared.
+type sharedTB struct{ testing.TB }
+
+func (sharedTB) Cleanup(f func()) {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	shared.cleanups = append(shared.cleanups, f)
+}
+
+func (s sharedTB) TempDir() string {
+	d, err := os.MkdirTemp("", "greypit-shared-redis-")
+	if err != nil {
+		s.Fatalf("testenv: %v", err)
+	}
+	s.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+// SharedRedisCluster is one 3-node cluster for the whole test binary
+// (started by the first test that asks), so a contract suite can run on a
+// cluster without paying its start-up per test; tests keep apart by key
+// prefix. The test binary's TestMain must call StopShared.
+func SharedRedisCluster(t testing.TB) []*Redis {
+	t.Helper()
+	shared.once.Do(func() {
+		ok := false
+		defer func() {
+			switch {
+			case ok:
+			case t.Skipped():
+				shared.skip = "testenv: the shared cluster could not start (see " + t.Name() + ")"
+			default:
+				shared.err = fmt.Errorf("testenv: starting the shared cluster failed in %s", t.Name())
+			}
+		}()
+		shared.cluster = StartRedisCluster(sharedTB{t}, 3)
+		ok = true
+	})
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	if shared.skip != "" {
+		t.Skip(shared.skip)
+	}
+	return shared.cluster
+}
+
+// StopShared stops what SharedRedisCluster started.
+func StopShared() {
+	shared.mu.Lock()
+	fs := shared.cleanups
+	shared.cleanups = nil
+	shared.mu.Unlock()
+	for i := len(fs) - 1; i >= 0; i-- {
+		fs[i]()
 	}
 }

@@ -115,7 +115,11 @@ func TestDBCommands(t *testing.T) {
 			if out, code := g.DB("load", badDump); code == 0 || !strings.Contains(out, "line 2") {
 				t.Errorf("load of a broken dump: exit %d, %q", code, out)
 			}
-			mustDB("del", "-type", "black", "198.51.100.7", "2001:db8::/32", "192.0.2.1")
+			// All or nothing: the good line before the bad one is not loaded.
+			if why := mustDB("why", "192.0.2.1"); strings.Contains(why, "store black") {
+				t.Errorf("line 1 of a broken dump loaded:\n%s", why)
+			}
+			mustDB("del", "-type", "black", "198.51.100.7", "2001:db8::/32")
 			mustDB("del", "-type", "white", "203.0.113.9")
 		})
 	}

@@ -76,12 +76,22 @@ func TestRedisTwoHosts(t *testing.T) {
 // greyAttempt makes one raw SMTP attempt up to RCPT and returns the RCPT
 // reply line; errors come back as text so goroutines can report them.
 func greyAttempt(local, server, rcpt string) (string, error) {
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
-	c, err := d.Dial("tcp", server)
+	send, err := greyMail(local, server)
 	if err != nil {
 		return "", err
 	}
-	defer c.Close()
+	return send(rcpt)
+}
+
+// greyMail opens a raw SMTP session from local and sends EHLO and MAIL;
+// the function it returns sends RCPT, returns its reply line and ends the
+// session.
+func greyMail(local, server string) (func(rcpt string) (string, error), error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", server)
+	if err != nil {
+		return nil, err
+	}
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	br := bufio.NewReader(c)
 	read := func() (string, error) {
@@ -96,18 +106,23 @@ func greyAttempt(local, server, rcpt string) (string, error) {
 		}
 	}
 	if _, err := read(); err != nil { // banner, after greet_wait
-		return "", err
+		c.Close()
+		return nil, err
 	}
 	for _, cmd := range []string{"EHLO client.example.org", "MAIL FROM:<bulk@example.org>"} {
 		fmt.Fprintf(c, "%s\r\n", cmd)
 		if _, err := read(); err != nil {
-			return "", err
+			c.Close()
+			return nil, err
 		}
 	}
-	fmt.Fprintf(c, "RCPT TO:<%s>\r\n", rcpt)
-	reply, err := read()
-	fmt.Fprintf(c, "QUIT\r\n")
-	return reply, err
+	return func(rcpt string) (string, error) {
+		defer c.Close()
+		fmt.Fprintf(c, "RCPT TO:<%s>\r\n", rcpt)
+		reply, err := read()
+		fmt.Fprintf(c, "QUIT\r\n")
+		return reply, err
+	}, nil
 }
 
 // Many first attempts of one tuple (one /24, sender and recipient) at two
@@ -236,4 +251,68 @@ func TestRedisPartition(t *testing.T) {
 	if !strings.HasPrefix(after, "451 4.7.1") {
 		t.Fatalf("after SIGCONT: %q, %v; want greylisting", after, err)
 	}
+}
+
+// Redis Sentinel failover under a running greypit: a master, a replica
+// and three sentinels; greypit writes white entries with WAIT 1
+// (store.redis_wait_replicas). The master is killed (SIGKILL): until the
+// sentinels promote the replica, grey recipients get 451 4.3.0
+// (store.unreachable = tempfail), never 250; then greylisting works again
+// within a bounded time, and the host made white before the kill is
+// still white.
+func TestRedisSentinelFailover(t *testing.T) {
+	f := testenv.StartFailover(t, "mx", 1, 3)
+	pf := backend(t, testenv.ModeProxy)
+	addrs := make([]string, 0, len(f.Sentinels))
+	for _, a := range f.SentinelAddrs() {
+		addrs = append(addrs, fmt.Sprintf("%q", a))
+	}
+	g := startGreypit(t, greypitOpts{backend: pf.Addr(), sets: []string{"store.backend=redis",
+		"store.redis_addrs=[" + strings.Join(addrs, ",") + "]", "store.redis_sentinel_master=mx",
+		"store.redis_timeout=1s", "store.redis_wait_replicas=1", "store.redis_wait_timeout=500ms"}})
+
+	passGreylist(t, g, "127.0.0.71", "fo@example.test")
+	if res := g.swaks("127.0.0.71", "fo@example.test", "before the failover"); res.Code != 0 {
+		t.Fatalf("retry before the failover:\n%s", res)
+	}
+	pf.WaitMessages(t, 1, 20*time.Second)
+
+	// A session classified while the master was up sends RCPT right
+	// after the kill: its greylist call fails before any promotion (the
+	// sentinels wait 1s to call the master down).
+	rcpt, err := greyMail("127.0.0.72", g.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Master.Stop() // SIGKILL
+	killed := time.Now()
+	if reply, err := rcpt("fo@example.test"); err != nil || !strings.HasPrefix(reply, "451 4.3.0") {
+		t.Fatalf("RCPT right after the kill: %q, %v; want 451 4.3.0", reply, err)
+	}
+	tempfails := 1
+	for {
+		reply, err := greyAttempt("127.0.0.72", g.Addr, "fo@example.test")
+		if err != nil {
+			t.Fatalf("attempt during the failover: %v", err)
+		}
+		if strings.HasPrefix(reply, "451 4.7.1") {
+			break // greylisting again
+		}
+		if !strings.HasPrefix(reply, "451 4.3.0") {
+			t.Fatalf("RCPT reply during the failover %q; want 451 4.3.0 (tempfail) or 451 4.7.1", reply)
+		}
+		tempfails++
+		if time.Since(killed) > 40*time.Second {
+			t.Fatalf("still 451 4.3.0 %v after the master was killed", time.Since(killed).Round(time.Second))
+		}
+	}
+	t.Logf("greylisting again %v after the kill; %d tempfailed attempts in between", time.Since(killed).Round(time.Millisecond), tempfails)
+	if res := g.swaks("127.0.0.71", "fo@example.test", "after the failover"); res.Code != 0 {
+		t.Fatalf("white host after the failover:\n%s", res)
+	}
+	msgs := pf.WaitMessages(t, 2, 20*time.Second)
+	if !strings.Contains(string(msgs[1].Raw), "Subject: after the failover") {
+		t.Fatalf("delivered:\n%s", msgs[1].Raw)
+	}
+	g.WaitLog(regexpMust(`msg=verdict .*client=127\.0\.0\.71 .*path=white`), 10*time.Second)
 }
