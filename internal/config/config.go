@@ -297,6 +297,7 @@ func Default() *Config {
 		},
 		Follow:     defaultFollow(),
 		Feedback:   defaultFeedback(),
+		API:        defaultAPI(),
 		Candidates: defaultCandidates(),
 		Policy: Policy{
 			GreylistAction:      "DEFER_IF_PERMIT",
