@@ -65,6 +65,12 @@ function fmtSeconds(s) {
   return (s / 86400).toFixed(1) + " d";
 }
 
+// fmtBound writes a bucket bound short: 60 is "1m", 86400 is "1d".
+function fmtBound(s) {
+  for (const [n, u] of [[86400, "d"], [3600, "h"], [60, "m"]]) if (s >= n && s % n === 0) return s / n + u;
+  return s + "s";
+}
+
 const paths = [["white", "#2a7"], ["grey", "#888"], ["black", "#c33"], ["none", "#e90"]];
 
 function renderStats(s) {
@@ -85,12 +91,12 @@ function renderStats(s) {
   });
 
   const d = s.greylist_delay;
-  const labels = d.le.map((b) => "≤" + fmtSeconds(b)).concat([">" + fmtSeconds(d.le[d.le.length - 1])]);
+  const labels = d.le.map(fmtBound).concat([">" + fmtBound(d.le[d.le.length - 1])]);
   const counts = d.counts.concat([d.over]);
   draw("delays", "chart-delays", [labels.map((_, i) => i), counts], {
     scales: { x: { time: false, range: [-0.5, labels.length - 0.5] } },
-    axes: [{ values: (u, ticks) => ticks.map((t) => labels[t] || ""), incrs: [1] }, {}],
-    series: [{ label: "delay", value: (u, v) => (v == null ? "–" : labels[v]) },
+    axes: [{ splits: () => labels.map((_, i) => i), values: (u, splits) => splits.map((i) => labels[i]), size: 40 }, {}],
+    series: [{ label: "delay up to", value: (u, v) => (v == null ? "–" : labels[v]) },
       { label: "passed retries", fill: "#48c8", stroke: "#48c", paths: uPlot.paths.bars({ size: [0.7, 60] }), points: { show: false } }],
   });
 
