@@ -137,6 +137,9 @@ func serverError(w http.ResponseWriter, format string, args ...any) {
 // decodeJSON reads one JSON value of at most maxBody bytes; an empty body
 // is io.EOF.
 func decodeJSON(r *http.Request, v any) error {
+	if r.Body == nil { // a server's requests always have one; a handler's caller may not
+		return io.EOF
+	}
 	return json.NewDecoder(io.LimitReader(r.Body, maxBody)).Decode(v)
 }
 

@@ -294,6 +294,11 @@ func TestDashboard(t *testing.T) {
 		}
 		// The released host is greylisted now, not tarpitted.
 		expectGreylisted(t, g.swaks("127.0.0.66", "bob@example.test", "after release"), "released host")
+		// `greypit db release` is the same operation from the CLI.
+		g.DB("add", "-type", "black", "-reason", "by hand", "127.0.0.77")
+		if out, code := g.DB("release", "-white", "127.0.0.77"); code != 0 || !strings.Contains(out, "released 127.0.0.77: deleted black 127.0.0.77, whitelisted; now WHITE") {
+			t.Errorf("db release (exit %d):\n%s", code, out)
+		}
 	})
 
 	t.Run("log out", func(t *testing.T) {
