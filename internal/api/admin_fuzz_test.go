@@ -7,13 +7,9 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"path/filepath"
 	"testing"
 
-	"github.com/greypit/greypit/internal/classify"
 	"github.com/greypit/greypit/internal/control"
-	"github.com/greypit/greypit/internal/lists"
-	"github.com/greypit/greypit/internal/store"
 )
 
 // Any {addr} gets 200 for an IP address and a JSON 400 otherwise, never a
@@ -22,13 +18,7 @@ func FuzzHostAddr(f *testing.F) {
 	for _, s := range []string{"192.0.2.7", "::1", "::ffff:192.0.2.1", "fe80::1%eth0", "192.0.2.0/24", "", "1.2.3", "x", "0x7f.1", "[::1]"} {
 		f.Add(s, false)
 	}
-	st, err := store.OpenBolt(filepath.Join(f.TempDir(), "db"), store.BoltOptions{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { st.Close() })
-	ls, _ := lists.NewSet(nil, nil)
-	cl := &classify.Classifier{Lists: ls, Store: st}
+	st, cl := testStore(f)
 	h := (&Server{Token: token, Log: slog.New(slog.DiscardHandler),
 		Admin: &Admin{Ops: &control.Local{Store: st, Classifier: cl, PrefixV4: 24, PrefixV6: 64}}}).Handler()
 	f.Fuzz(func(t *testing.T, s string, release bool) {

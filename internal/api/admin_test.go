@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +14,6 @@ import (
 	"github.com/greypit/greypit/internal/classify"
 	"github.com/greypit/greypit/internal/control"
 	"github.com/greypit/greypit/internal/feedback"
-	"github.com/greypit/greypit/internal/lists"
 	"github.com/greypit/greypit/internal/metrics"
 	"github.com/greypit/greypit/internal/store"
 )
@@ -24,13 +22,7 @@ import (
 // control.Local the daemon's control socket uses.
 func newAdmin(t *testing.T) (*httptest.Server, *store.Bolt, *metrics.History) {
 	t.Helper()
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "db"), store.BoltOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	ls, _ := lists.NewSet(nil, nil)
-	cl := &classify.Classifier{Lists: ls, Store: st}
+	st, cl := testStore(t)
 	ops := &control.Local{Store: st, Classifier: cl, PrefixV4: 24, PrefixV6: 64}
 	h := metrics.NewHistory(time.Minute, 3)
 	s := &Server{Token: token, Log: slog.New(slog.DiscardHandler),
