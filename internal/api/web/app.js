@@ -31,6 +31,7 @@ function showLogin(msg) {
   timer = null;
   for (const k in charts) charts[k].destroy();
   charts = {};
+  networksAt = 0;
   $("dash").hidden = true;
   $("logout").hidden = true;
   $("login").hidden = false;
@@ -46,11 +47,18 @@ async function showDash() {
   if (!timer) timer = setInterval(refresh, refreshEvery);
 }
 
+// The networks report reads a day of session history, so it is asked
+// for less often than the counters.
+const networksEvery = 30000;
+let networksAt = 0;
+
 async function refresh() {
   try {
-    const [stats, nets] = await Promise.all([api("/v1/stats"), api("/v1/networks/top?since=24h&top=20")]);
+    const now = Date.now();
+    const wantNets = now - networksAt >= networksEvery;
+    const [stats, nets] = await Promise.all([api("/v1/stats"), wantNets ? api("/v1/networks/top?since=24h&top=20") : null]);
     renderStats(stats);
-    renderNetworks(nets);
+    if (nets) { renderNetworks(nets); networksAt = now; }
     $("status").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (e) {
     if (e instanceof Unauthorized) { showLogin("The token is no longer accepted."); return; }
