@@ -26,8 +26,9 @@
 # Prometheus server on :9090, which the tests do not use
 # (`systemctl disable --now prometheus` if unwanted).
 #
-# Later components join the list with their issues: chromium goes into
-# pkg_of and the default `want` below.
+# chromium is the real browser the dashboard test drives (chromedp,
+# headless, --no-sandbox as root); the test starts a private instance with
+# its own profile directory.
 set -euo pipefail
 
 # command -> Debian package. A name with "::" is a Perl module: swaks needs
@@ -48,9 +49,10 @@ declare -A pkg_of=(
 	[promtool]=prometheus
 	[postgrey]=postgrey
 	[db_dump]=db-util
+	[chromium]=chromium
 )
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(postfix postconf postqueue swaks IO::Socket::INET6 Net::SSLeay IO::Socket::SSL dig redis-server redis-cli postgrey db_dump haproxy promtool)
+[ ${#want[@]} -gt 0 ] || want=(postfix postconf postqueue swaks IO::Socket::INET6 Net::SSLeay IO::Socket::SSL dig redis-server redis-cli postgrey db_dump haproxy promtool chromium)
 
 # present reports whether a command (or, for a name with "::", a Perl
 # module) is installed.

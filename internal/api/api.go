@@ -1,12 +1,15 @@
-// Package api serves greypit's HTTP endpoint for verdicts from the tools
-// behind the MTA: POST /v1/feedback for a spam or ham verdict on a client
-// address, and POST /v1/rspamd for rspamd's metadata_exporter, which is
-// sturdier than reading rspamd's log.
+// Package api serves greypit's HTTP endpoint: verdicts from the tools
+// behind the MTA (POST /v1/feedback for a spam or ham verdict on a client
+// address, POST /v1/rspamd for rspamd's metadata_exporter, which is
+// sturdier than reading rspamd's log), the admin API (admin.go: stats,
+// top networks, host lookup and release) and the dashboard drawn from it
+// (dashboard.go).
 //
-// Every request must carry the configured token (Authorization: Bearer);
-// without it the answer is 401 and nothing changes. The endpoint is meant
-// for loopback, so the token guards against other local users, not the
-// network.
+// Every /v1 request must carry the configured token (Authorization:
+// Bearer); without it the answer is 401 and nothing changes. Only the
+// dashboard's own files are served without it: they hold no data. The
+// endpoint is meant for loopback, so the token guards against other local
+// users, not the network.
 package api
 
 import (
@@ -14,6 +17,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -44,6 +48,8 @@ type Server struct {
 	Token   string
 	Applier Applier
 	Log     *slog.Logger
+	// Admin, if set, adds the admin API and the dashboard.
+	Admin *Admin
 }
 
 // FeedbackRequest is the body of POST /v1/feedback.
@@ -67,6 +73,13 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/feedback", s.auth(s.feedback))
 	mux.HandleFunc("POST /v1/rspamd", s.auth(s.rspamd))
+	if a := s.Admin; a != nil {
+		mux.HandleFunc("GET /v1/stats", s.auth(a.stats))
+		mux.HandleFunc("GET /v1/networks/top", s.auth(a.topNetworks))
+		mux.HandleFunc("GET /v1/hosts/{addr}", s.auth(a.host))
+		mux.HandleFunc("POST /v1/hosts/{addr}/release", s.auth(s.release))
+		dashboard(mux)
+	}
 	return mux
 }
 
@@ -108,14 +121,31 @@ func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 
 func reply(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(v)
 }
 
+func badRequest(w http.ResponseWriter, format string, args ...any) {
+	reply(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf(format, args...)})
+}
+
+func serverError(w http.ResponseWriter, format string, args ...any) {
+	reply(w, http.StatusInternalServerError, map[string]string{"error": fmt.Sprintf(format, args...)})
+}
+
+// decodeJSON reads one JSON value of at most maxBody bytes; an empty body
+// is io.EOF.
+func decodeJSON(r *http.Request, v any) error {
+	if r.Body == nil { // a server's requests always have one; a handler's caller may not
+		return io.EOF
+	}
+	return json.NewDecoder(io.LimitReader(r.Body, maxBody)).Decode(v)
+}
+
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
-	if err := dec.Decode(v); err != nil {
-		reply(w, http.StatusBadRequest, map[string]string{"error": "bad JSON body: " + err.Error()})
+	if err := decodeJSON(r, v); err != nil {
+		badRequest(w, "bad JSON body: %v", err)
 		return false
 	}
 	return true

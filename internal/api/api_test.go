@@ -18,14 +18,21 @@ import (
 
 const token = "0123456789abcdef-test"
 
-func newServer(t *testing.T) (*httptest.Server, *store.Bolt) {
+// testStore is a real store file and a classifier on it, as the daemon
+// has them.
+func testStore(t testing.TB) (*store.Bolt, *classify.Classifier) {
 	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "db"), store.BoltOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
 	ls, _ := lists.NewSet(nil, nil)
-	a := &feedback.Applier{Store: st, Classifier: &classify.Classifier{Lists: ls, Store: st}, BlackTTL: time.Hour, WhiteTTL: time.Hour}
+	return st, &classify.Classifier{Lists: ls, Store: st}
+}
+
+func newServer(t *testing.T) (*httptest.Server, *store.Bolt) {
+	st, cl := testStore(t)
+	a := &feedback.Applier{Store: st, Classifier: cl, BlackTTL: time.Hour, WhiteTTL: time.Hour}
 	ts := httptest.NewServer((&Server{Token: token, Applier: a, Log: slog.New(slog.DiscardHandler)}).Handler())
 	t.Cleanup(ts.Close)
 	return ts, st
@@ -33,25 +40,8 @@ func newServer(t *testing.T) (*httptest.Server, *store.Bolt) {
 
 func post(t *testing.T, url, auth, body string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 4096)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	return resp.StatusCode, b.String()
+	code, _, b := do(t, "POST", url, auth, body)
+	return code, b
 }
 
 func TestFeedbackEndpoint(t *testing.T) {

@@ -24,13 +24,14 @@ import (
 // socket; otherwise it opens the store file itself.
 func db(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var kind, ttl, reason *string
-	var asJSON *bool
-	cf, verb, vfs, err := parseVerb("db", "list, add, del, why, dump, load", args, stderr, func(vfs *flag.FlagSet) {
+	var asJSON, white *bool
+	cf, verb, vfs, err := parseVerb("db", "list, add, del, why, release, dump, load", args, stderr, func(vfs *flag.FlagSet) {
 		kind = vfs.String("type", "", "entry `type`: white, grey, black or spamtrap")
 		asJSON = vfs.Bool("json", false, "print JSON lines")
 		ttl = vfs.String("ttl", "", "lifetime of added entries, e.g. 36d, 24h (default: white "+
 			"greylist.white_ttl, black and spamtrap never expire)")
 		reason = vfs.String("reason", "", "reason recorded with added entries")
+		white = vfs.Bool("white", false, "release: also whitelist the address")
 	})
 	if err != nil {
 		return err
@@ -97,6 +98,25 @@ func db(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return err
 		}
 		return printWhy(w, *asJSON, stdout)
+	case "release":
+		if vfs.NArg() != 1 {
+			return errors.New("db release: give one IP address")
+		}
+		r, err := control.Release(ctx, ops, vfs.Arg(0), *white, *reason)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(stdout).Encode(r)
+		}
+		del := "no black entry to delete"
+		if len(r.Deleted) > 0 {
+			del = "deleted black " + strings.Join(r.Deleted, ", ")
+		}
+		if r.White {
+			del += ", whitelisted"
+		}
+		fmt.Fprintf(stdout, "released %s: %s; now %s (%s)\n", r.Why.Address, del, strings.ToUpper(string(r.Why.Decision.Path)), r.Why.Decision.Rule)
 	case "dump":
 		return ops.Dump(ctx, stdout)
 	case "load":
@@ -115,7 +135,7 @@ func db(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "loaded %d record%s\n", n, map[bool]string{true: "", false: "s"}[n == 1])
 	default:
-		return fmt.Errorf("db: unknown verb %q (list, add, del, why, dump, load)", verb)
+		return fmt.Errorf("db: unknown verb %q (list, add, del, why, release, dump, load)", verb)
 	}
 	return nil
 }
@@ -199,6 +219,13 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// whyText is `greypit db why` as text, for the dashboard.
+func whyText(w control.Why) string {
+	var b strings.Builder
+	printWhy(w, false, &b)
+	return b.String()
 }
 
 func printWhy(w control.Why, asJSON bool, out io.Writer) error {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/greypit/greypit/internal/config"
 	"github.com/greypit/greypit/internal/networks"
-	"github.com/greypit/greypit/internal/store"
 )
 
 // report runs `greypit report networks`: blocked sessions, trap hits and
@@ -58,13 +57,7 @@ func report(args []string, stdout, stderr io.Writer) error {
 	until := time.Now()
 	since := until.Add(-d.Duration)
 	b := networks.NewReportBuilder(since, until, asn, cfg.Networks.PrefixV4, cfg.Networks.PrefixV6)
-	err = ops.Events(ctx, since, func(e store.Event) error {
-		if e.Time.Before(until) {
-			b.Add(e)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := b.Collect(ctx, ops.Events); err != nil {
 		return fmt.Errorf("report networks: %w", err)
 	}
 	r := b.Report(*top)

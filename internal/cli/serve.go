@@ -331,9 +331,16 @@ func run(cfg *config.Config, cf configFlags, stderr io.Writer, withSMTP bool) er
 	}
 
 	if apiLn != nil {
-		log.Info("api listening", "addr", apiLn.Addr().String())
+		log.Info("api listening", "addr", apiLn.Addr().String(), "dashboard", "http://"+apiLn.Addr().String()+"/")
+		if ap, err := netip.ParseAddrPort(apiLn.Addr().String()); err == nil && !ap.Addr().IsLoopback() {
+			log.Warn("api.listen is not a loopback address: the token is sent in clear; prefer a tunnel or a TLS proxy", "addr", ap.String())
+		}
+		history := metrics.NewHistory(cfg.API.SampleEvery.Duration, cfg.API.Samples)
+		bg(func() { history.Run(ctx) })
+		admin := &api.Admin{Ops: ops, History: history, ASN: asn,
+			PrefixV4: cfg.Networks.PrefixV4, PrefixV6: cfg.Networks.PrefixV6, Explain: whyText}
 		bg(func() {
-			a := &api.Server{Token: cfg.API.Token, Applier: ops.Feedback, Log: log}
+			a := &api.Server{Token: cfg.API.Token, Applier: ops.Feedback, Log: log, Admin: admin}
 			if err := a.Serve(ctx, apiLn); err != nil {
 				log.Error("api stopped", "err", err)
 			}

@@ -300,6 +300,7 @@ func Default() *Config {
 		},
 		Follow:     defaultFollow(),
 		Feedback:   defaultFeedback(),
+		API:        defaultAPI(),
 		Candidates: defaultCandidates(),
 		Policy: Policy{
 			GreylistAction:      "DEFER_IF_PERMIT",

@@ -19,11 +19,19 @@ type Feedback struct {
 	BlackTTL Duration `toml:"black_ttl"` // a spam verdict blacklists the host this long
 }
 
-// API configures the HTTP endpoint for verdicts.
+// API configures the HTTP endpoint for verdicts, the admin API and the
+// dashboard.
 type API struct {
 	Listen string `toml:"listen"` // host:port; empty: off
 	Token  string `toml:"token"`  // bearer token every request must carry
+	// The dashboard's charts: the counters are sampled this often and
+	// this many samples are kept in memory (default a day of minutes).
+	SampleEvery Duration `toml:"sample_every"`
+	Samples     int      `toml:"samples"`
 }
+
+// maxSamples bounds api.samples: a sample is a few hundred bytes.
+const maxSamples = 100000
 
 // Candidates configures trap candidates from unknown-recipient rejects.
 type Candidates struct {
@@ -35,6 +43,8 @@ type Candidates struct {
 func defaultFollow() Follow { return Follow{} }
 
 func defaultFeedback() Feedback { return Feedback{BlackTTL: Duration{24 * time.Hour}} }
+
+func defaultAPI() API { return API{SampleEvery: Duration{time.Minute}, Samples: 1440} }
 
 func defaultCandidates() Candidates { return Candidates{PromoteDays: 2} }
 
@@ -79,6 +89,12 @@ func (c *Config) validateFollow() []error {
 		if len(c.API.Token) < 16 {
 			bad("api.token", "must be set, at least 16 characters, when api.listen is")
 		}
+	}
+	if c.API.SampleEvery.Duration < time.Second {
+		bad("api.sample_every", "must be at least 1s")
+	}
+	if c.API.Samples < 2 || c.API.Samples > maxSamples {
+		bad("api.samples", "must be from 2 to %d", maxSamples)
 	}
 	return errs
 }

@@ -97,6 +97,18 @@ func (h *Histogram) Observe(v float64) {
 // Count returns the number of observations.
 func (h *Histogram) Count() uint64 { return h.count.Load() }
 
+// Buckets returns the bucket upper bounds and the observations in each
+// bucket (not cumulative; those above the last bound are count minus
+// their sum), the count and the sum.
+func (h *Histogram) Buckets() (upper []float64, counts []uint64, count uint64, sum float64) {
+	count = h.count.Load() // first, as in a scrape
+	counts = make([]uint64, len(h.upper))
+	for i := range h.counts {
+		counts[i] = h.counts[i].Load()
+	}
+	return h.upper, counts, count, math.Float64frombits(h.sum.Load())
+}
+
 // Labels is the label values of one child of a family, in the order of
 // the family's label names. Up to three labels: greypit needs no more.
 type Labels [3]string
@@ -128,6 +140,14 @@ func (f *Family[T]) With(values ...string) *T {
 		f.children[k] = c
 	}
 	return c
+}
+
+// Each calls fn for every child in label order.
+func (f *Family[T]) Each(fn func(Labels, *T)) {
+	keys, vals := f.sorted()
+	for i, k := range keys {
+		fn(k, vals[i])
+	}
 }
 
 // sorted returns the children in label order, so scrapes are stable.

@@ -2,6 +2,7 @@ package networks
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"io"
 	"net/netip"
@@ -60,6 +61,20 @@ func NewReportBuilder(since, until time.Time, asn ASNDB, prefixV4, prefixV6 int)
 		asn: asn, prefixV4: prefixV4, prefixV6: prefixV6,
 		byAS: map[string]*group{}, byNet: map[string]*group{},
 	}
+}
+
+// EventSource reads the session events from since on, oldest first;
+// control.Ops.Events is one.
+type EventSource func(ctx context.Context, since time.Time, fn func(store.Event) error) error
+
+// Collect adds the events of the report's window read from src.
+func (b *ReportBuilder) Collect(ctx context.Context, src EventSource) error {
+	return src(ctx, b.r.Since, func(e store.Event) error {
+		if e.Time.Before(b.r.Until) {
+			b.Add(e)
+		}
+		return nil
+	})
 }
 
 // Add counts one event.

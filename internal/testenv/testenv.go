@@ -55,7 +55,7 @@ import (
 var binDirs = []string{"/usr/sbin", "/usr/bin", "/sbin"}
 
 // installHint tells a developer how to get the missing components.
-const installHint = "run `sudo scripts/test-deps.sh` (or: apt-get install postfix swaks dnsutils haproxy prometheus)"
+const installHint = "run `sudo scripts/test-deps.sh` (or: apt-get install postfix swaks dnsutils haproxy prometheus chromium)"
 
 // inCI reports whether the tests run under CI, where missing components are
 // a failure, not a reason to skip.
