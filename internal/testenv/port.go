@@ -5,7 +5,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
+	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -23,8 +26,9 @@ const minPort = 10000
 // another process opens later (greypit, Postfix, HAProxy, Redis), so it
 // lies below the kernel's ephemeral range: a port from that range can be
 // taken by any outgoing connection of a busy test run before the listener
-// binds. (Another process can still grab a port first; on a test machine
-// that is rare.)
+// binds. Test binaries run side by side (go test ./... runs packages in
+// parallel), so a port is also claimed machine-wide (see claim). (A
+// process outside the tests can still grab a port first; that is rare.)
 func FreePort(t testing.TB) int {
 	t.Helper()
 	low := 32768
@@ -39,7 +43,7 @@ func FreePort(t testing.TB) int {
 		portsMu.Lock()
 		dup := ports[port]
 		portsMu.Unlock()
-		if dup || !free(port) {
+		if dup || !free(port) || !claim(port) {
 			continue
 		}
 		portsMu.Lock()
@@ -49,6 +53,39 @@ func FreePort(t testing.TB) int {
 	}
 	t.Fatalf("testenv: FreePort: no free port below %d after 200 tries", low)
 	return 0
+}
+
+// claimDir holds one file per port a test process has claimed, naming
+// the process.
+var claimDir = filepath.Join(os.TempDir(), "greypit-testenv-ports")
+
+// claim makes port this process's among all test processes on the
+// machine: it creates claimDir/PORT holding the process id, or takes over
+// a file whose process has exited. Without this, two test binaries could
+// both find a port free and hand it to two listeners started later.
+func claim(port int) bool {
+	if err := os.MkdirAll(claimDir, 0o777); err != nil {
+		return true // no claims possible: fall back to the free check alone
+	}
+	name := filepath.Join(claimDir, strconv.Itoa(port))
+	me := strconv.Itoa(os.Getpid())
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+	if err == nil {
+		_, err = f.WriteString(me)
+		f.Close()
+		return err == nil
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return false
+	}
+	pid, err := strconv.Atoi(string(b))
+	if err == nil && pid > 0 && syscall.Kill(pid, 0) == nil {
+		return false // a live test process holds it (perhaps this one)
+	}
+	// Its process is gone: take it over. Two processes racing for the
+	// same stale file is possible but needs the same random port twice.
+	return os.WriteFile(name, []byte(me), 0o666) == nil
 }
 
 // free reports whether port can be bound on the IPv4 loopback and, where
