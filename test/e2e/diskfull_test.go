@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -86,15 +85,7 @@ func TestDiskFull(t *testing.T) {
 		}
 		req := fmt.Sprintf("request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=10.9.%d.%d\n"+
 			"client_name=unknown\nsender=%s@example.org\nrecipient=kim@example.test\n\n", i>>8&255, i&255, letters(i))
-		if _, err := io.WriteString(c, req); err != nil {
-			t.Fatal(err)
-		}
-		l, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
-		}
-		br.ReadString('\n')
-		if !strings.HasPrefix(l, "action=DEFER_IF_PERMIT") {
+		if l := askPolicy(t, c, br, req); !strings.HasPrefix(l, "action=DEFER_IF_PERMIT") {
 			t.Fatalf("new tuple %d on a full disk answered %q", i, l)
 		}
 	}

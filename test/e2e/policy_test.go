@@ -209,18 +209,7 @@ func TestPolicyInServe(t *testing.T) {
 		sets: []string{"store.grey_flush_every=1h"}})
 	c := testenv.Dial(t, "", paddr)
 	br := bufio.NewReader(c)
-	ask := func(req string) string {
-		t.Helper()
-		if _, err := io.WriteString(c, req); err != nil {
-			t.Fatal(err)
-		}
-		l, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
-		}
-		br.ReadString('\n')
-		return l
-	}
+	ask := func(req string) string { t.Helper(); return askPolicy(t, c, br, req) }
 	req := "request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=127.0.0.44\nclient_name=unknown\n" +
 		"sender=bob@example.org\nrecipient=kim@example.test\netrn_domain=\n\n"
 	if got := ask(req); !strings.HasPrefix(got, "action=DEFER_IF_PERMIT 4.2.0 Greylisted") {
@@ -367,4 +356,19 @@ func letters(n int) string {
 			return string(b)
 		}
 	}
+}
+
+// askPolicy sends one policy request on c and returns the answer's action
+// line (the empty line after it is read too).
+func askPolicy(t *testing.T, c net.Conn, br *bufio.Reader, req string) string {
+	t.Helper()
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	l, err := br.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	br.ReadString('\n')
+	return l
 }
