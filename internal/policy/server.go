@@ -69,8 +69,9 @@ type Server struct {
 	tuned    atomic.Pointer[Settings]
 	tuneOnce sync.Once
 
-	conns  atomic.Int64
-	wg     sync.WaitGroup
+	conns   atomic.Int64
+	closing atomic.Bool // Serve's ctx is done: answer what was read, read no more
+	wg      sync.WaitGroup
 	mu     sync.Mutex
 	active map[net.Conn]struct{}
 }
@@ -111,8 +112,16 @@ func (s *Server) now() time.Time {
 	return time.Now()
 }
 
-// Serve accepts connections on ln until ctx is done, then closes every
-// connection and waits for their goroutines.
+// drainTimeout bounds how long Serve waits, once ctx is done, for requests
+// being decided to be answered before it closes their connections.
+const drainTimeout = 5 * time.Second
+
+// Serve accepts connections on ln until ctx is done. Then it stops
+// accepting, lets every request already read be decided and answered
+// (Postfix would otherwise see a broken connection and tempfail the
+// recipient with "Server configuration problem"), closes each connection
+// as it goes idle, and waits for their goroutines; after drainTimeout the
+// rest are closed.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.mu.Lock()
 	if s.active == nil {
@@ -121,11 +130,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.mu.Unlock()
 	stop := context.AfterFunc(ctx, func() {
 		ln.Close()
+		s.closing.Store(true)
 		s.mu.Lock()
 		for c := range s.active {
-			c.Close()
+			// Wakes a connection waiting for its next request; one being
+			// decided sees closing after it has answered.
+			c.SetReadDeadline(time.Now())
 		}
 		s.mu.Unlock()
+		time.AfterFunc(drainTimeout, func() {
+			s.mu.Lock()
+			for c := range s.active {
+				c.Close()
+			}
+			s.mu.Unlock()
+		})
 	})
 	defer stop()
 	var tempDelay time.Duration
@@ -204,11 +223,22 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	// after 0.9 to 1 times the timeout.
 	var deadline time.Time
 	step := min(s.IdleTimeout/10, time.Second)
+	// A request read before shutdown is still decided: the store calls
+	// must not fail for the daemon's own stop.
+	dctx := context.WithoutCancel(ctx)
 	for n := 0; ; n++ {
+		if s.closing.Load() && br.Buffered() == 0 {
+			return
+		}
 		if s.IdleTimeout > 0 {
 			if now := time.Now(); deadline.IsZero() || now.Add(s.IdleTimeout).Sub(deadline) >= step {
 				deadline = now.Add(s.IdleTimeout)
 				c.SetReadDeadline(deadline)
+				// Serve may have set the past deadline just before this
+				// one replaced it.
+				if s.closing.Load() && br.Buffered() == 0 {
+					return
+				}
 			}
 		}
 		err := ReadRequest(br, &req)
@@ -221,12 +251,12 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 				WriteAction(bw, "DUNNO")
 				bw.Flush()
 			}
-			if ctx.Err() == nil {
+			if !s.closing.Load() {
 				s.Log.Info("policy connection ended", "remote", c.RemoteAddr().String(), "requests", n, "err", err)
 			}
 			return
 		}
-		action := s.Decide(ctx, &req, &cs)
+		action := s.Decide(dctx, &req, &cs)
 		countAction(action)
 		if err := WriteAction(bw, action); err != nil {
 			return

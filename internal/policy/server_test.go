@@ -324,3 +324,65 @@ func TestTrapRecipient(t *testing.T) {
 		}
 	}
 }
+
+// blockingStore holds every Match until release is closed, announcing
+// each on entered.
+type blockingStore struct {
+	store.Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingStore) Match(ctx context.Context, k store.Kind, addr netip.Addr) (store.Entry, error) {
+	b.entered <- struct{}{}
+	<-b.release
+	return b.Store.Match(ctx, k, addr)
+}
+
+// On shutdown an idle connection is closed at once, and a request being
+// decided is still answered — with a decision, not a store failure —
+// before its connection closes.
+func TestShutdownAnswersInFlight(t *testing.T) {
+	db, err := store.OpenBolt(filepath.Join(t.TempDir(), "g.db"), store.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ls, _ := lists.NewSet(nil, nil)
+	bs := &blockingStore{Store: db, entered: make(chan struct{}, 4), release: make(chan struct{})}
+	s := &Server{
+		Config:     Config{GreylistAction: "DEFER_IF_PERMIT", GreylistText: "Greylisted", BlackAction: "DEFER", IdleTimeout: time.Minute},
+		Log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Classifier: &classify.Classifier{Lists: ls, Store: bs},
+		Store:      db,
+		Greylist: &greylist.Greylister{Store: db, PrefixV4: 24, PrefixV6: 64,
+			Params: store.GreyParams{PassDelay: time.Minute, RetryWindow: time.Hour, PassedTTL: time.Hour}},
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+
+	idle, busy := dial(t, ln.Addr().String()), dial(t, ln.Addr().String())
+	if _, err := io.WriteString(busy.c, req("192.0.2.1", "a@example.org", "b@example.test")); err != nil {
+		t.Fatal(err)
+	}
+	<-bs.entered // busy's request is being decided (white lookup)
+	cancel()
+	if _, err := idle.br.ReadByte(); err != io.EOF {
+		t.Errorf("idle connection after shutdown: %v, want EOF", err)
+	}
+	close(bs.release)
+	if a := busy.read(); !strings.HasPrefix(a, "DEFER_IF_PERMIT 4.2.0 Greylisted") {
+		t.Errorf("in-flight request answered %q, want the greylist deferral", a)
+	}
+	if _, err := busy.br.ReadByte(); err != io.EOF {
+		t.Errorf("busy connection after its answer: %v, want EOF", err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+}
