@@ -18,6 +18,7 @@ const usage = `greypit: an SMTP front line (white splice, greylisting, tarpit).
 
 Usage:
   greypit serve [-config FILE] [-set section.key=value ...]
+  greypit check [-config FILE] [-set ...]
   greypit db [-config FILE] [-set ...] list [-type T] [-json]
   greypit db ... add -type T [-ttl D] [-reason R] VALUE...
   greypit db ... del -type T VALUE...
@@ -50,6 +51,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = serve(args[1:], stderr)
+	case "check":
+		err = check(args[1:], stdout, stderr)
 	case "db":
 		err = db(args[1:], stdin, stdout, stderr)
 	case "traps":

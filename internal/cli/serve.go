@@ -226,13 +226,7 @@ func run(cfg *config.Config, cf configFlags, stderr io.Writer, withSMTP bool) er
 		}
 		classifier.BigSenders = bigSet
 	}
-	dialer := &handoff.Dialer{
-		Address:        cfg.Backend.Address,
-		Mode:           handoff.Mode(cfg.Backend.Handoff),
-		ConnectTimeout: cfg.Backend.ConnectTimeout.Duration,
-		ReplyTimeout:   cfg.Backend.ReplyTimeout.Duration,
-		Hostname:       cfg.BackendHelloName(),
-	}
+	dialer := newDialer(cfg)
 	caps := &handoff.Capabilities{MaxSize: cfg.SMTP.MaxMessageSize}
 	srv := &server.Server{
 		Log:        log,
@@ -399,6 +393,17 @@ func run(cfg *config.Config, cf configFlags, stderr io.Writer, withSMTP bool) er
 
 // probeLoop keeps the backend's EHLO extensions current, so greypit only
 // offers grey clients what the backend will honour after a hand-off.
+// newDialer is the backend dialer of cfg.
+func newDialer(cfg *config.Config) *handoff.Dialer {
+	return &handoff.Dialer{
+		Address:        cfg.Backend.Address,
+		Mode:           handoff.Mode(cfg.Backend.Handoff),
+		ConnectTimeout: cfg.Backend.ConnectTimeout.Duration,
+		ReplyTimeout:   cfg.Backend.ReplyTimeout.Duration,
+		Hostname:       cfg.BackendHelloName(),
+	}
+}
+
 func probeLoop(ctx context.Context, caps *handoff.Capabilities, d *handoff.Dialer, log *slog.Logger) {
 	t := time.NewTicker(probeEvery)
 	defer t.Stop()

@@ -72,8 +72,8 @@ type Server struct {
 	conns   atomic.Int64
 	closing atomic.Bool // Serve's ctx is done: answer what was read, read no more
 	wg      sync.WaitGroup
-	mu     sync.Mutex
-	active map[net.Conn]struct{}
+	mu      sync.Mutex
+	active  map[net.Conn]struct{}
 }
 
 // awlGap is postgrey's: one pass per client counts per hour.
