@@ -2,7 +2,6 @@ package dnsbl
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -22,14 +21,7 @@ func startServer(t *testing.T, rate int, now func() time.Time) (addr string, st 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc, ln := testenv.ListenUDPTCP(t)
 	s := &Server{Zone: "bl.greypit.test", Hostname: "mx.greypit.test", Store: st, TTL: 5 * time.Minute, Rate: rate, Now: now}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

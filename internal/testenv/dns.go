@@ -25,18 +25,31 @@ type DNSServer struct {
 	queries map[string]int  // "name type" -> count
 }
 
+// ListenUDPTCP opens UDP and TCP listeners on one loopback port, as a
+// DNS server needs. The kernel picks a free UDP port, whose TCP twin a
+// connection of a busy test run may hold; then another is tried.
+func ListenUDPTCP(t testing.TB) (net.PacketConn, net.Listener) {
+	t.Helper()
+	var err error
+	for range 50 {
+		var pc net.PacketConn
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln
+		}
+		pc.Close()
+	}
+	t.Fatalf("testenv: no loopback port free for both UDP and TCP: %v", err)
+	return nil, nil
+}
+
 // StartDNS starts a server authoritative for zones; it stops at cleanup.
 func StartDNS(t testing.TB, zones ...string) *DNSServer {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		t.Fatal(err)
-	}
+	pc, ln := ListenUDPTCP(t)
 	s := &DNSServer{Addr: pc.LocalAddr().String(), rrs: map[string][]dns.RR{}, names: map[string]bool{},
 		drop: map[string]bool{}, queries: map[string]int{}}
 	for _, z := range zones {
